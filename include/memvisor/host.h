@@ -1,0 +1,225 @@
+/* memvisor host page pool: the bottom layer (the seeds' GMM).
+ *
+ * Host memory is handed out in 4 KiB pages carved from 2 MiB allocation
+ * chunks. Every page has a 32-bit id, (chunk id << 9) | index, the "host
+ * page frame number" that the layers above store instead of a pointer.
+ * Chunk id 0 is reserved: page id 0 is NIL and page id 1 is the zero page.
+ *
+ * Pages are charged to VM accounts (one per guest, identified by a small
+ * handle) and to the host budget. All functions are thread safe. Lock
+ * order: a caller may hold its own (VM) lock while calling in here; the
+ * pool never calls back with one of its locks held (see mv_host_move_fn).
+ */
+#ifndef MEMVISOR_HOST_H
+#define MEMVISOR_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <memvisor/error.h>
+
+#define MV_PAGE_SHIFT 12
+#define MV_PAGE_SIZE (1u << MV_PAGE_SHIFT)
+#define MV_CHUNK_SHIFT 21
+#define MV_CHUNK_SIZE (1u << MV_CHUNK_SHIFT)
+#define MV_CHUNK_PAGE_SHIFT (MV_CHUNK_SHIFT - MV_PAGE_SHIFT)
+#define MV_CHUNK_PAGES (1u << MV_CHUNK_PAGE_SHIFT)
+
+typedef uint32_t mv_page_id;
+#define MV_NIL_PAGE ((mv_page_id)0)
+#define MV_ZERO_PAGE ((mv_page_id)1)  /* always zero, mapped read-only */
+
+static inline uint32_t mv_page_chunk(mv_page_id id)
+{
+	return id >> MV_CHUNK_PAGE_SHIFT;
+}
+
+static inline uint32_t mv_page_index(mv_page_id id)
+{
+	return id & (MV_CHUNK_PAGES - 1);
+}
+
+/* A VM's account handle, 1..MV_HOST_MAX_VMS (0 is never a valid VM). */
+typedef uint16_t mv_vmid;
+#define MV_HOST_MAX_VMS 4095
+
+/* A guest frame number the pool does not know (pages not yet placed). */
+#define MV_GFN_NONE UINT64_MAX
+
+struct mv_host;
+
+enum mv_overcommit {
+	/* The sum of all VMs' reservations may not exceed the budget: an
+	 * allocation within a reservation can then never fail for lack of
+	 * host pages. */
+	MV_OVERCOMMIT_NONE,
+	/* Reservations may add up to more than the budget; an allocation
+	 * fails only when the pages in use would exceed it. */
+	MV_OVERCOMMIT_ALLOW,
+};
+
+struct mv_host_config {
+	uint64_t budget_pages;          /* max pages in use; 0 = no limit */
+	enum mv_overcommit overcommit;
+	uint32_t empty_chunk_cache;     /* empty chunks kept, not returned */
+	/* Seeded mode: the pool never creates chunks itself; memory comes
+	 * only from mv_host_seed(), and an allocation that finds no free page
+	 * fails with -MV_ENEEDSEED. */
+	int seeded;
+};
+
+/* Create a pool. @cfg may be NULL for defaults (no budget, no over-commit
+ * limit, a cache of 2 empty chunks, not seeded). */
+int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out);
+/* Free everything, including the chunks. Pages still allocated are lost. */
+void mv_host_destroy(struct mv_host *host);
+
+/* Seeded mode: hand the pool @bytes of memory at @mem (4 KiB aligned, a
+ * multiple of MV_CHUNK_SIZE) to carve chunks from. The caller keeps the
+ * memory mapped for the pool's lifetime; empty seeded chunks are given back
+ * to the kernel with MADV_DONTNEED, never unmapped. */
+int mv_host_seed(struct mv_host *host, void *mem, size_t bytes);
+
+/* ---- VM accounts ------------------------------------------------------ */
+
+/* What a VM may allocate, in pages, per account kind. */
+struct mv_reservation {
+	uint64_t base;    /* guest RAM */
+	uint64_t shadow;  /* shadow page tables and other MMU structures */
+	uint64_t fixed;   /* everything else of fixed size (ROM copies, ...) */
+};
+
+enum mv_account_kind {
+	MV_ACCOUNT_BASE,
+	MV_ACCOUNT_SHADOW,
+	MV_ACCOUNT_FIXED,
+	MV_ACCOUNT_KINDS
+};
+
+/* Open an account. -MV_EBUDGET under MV_OVERCOMMIT_NONE when the sum of
+ * reservations would exceed the budget; -MV_ELIMIT when all handles are in
+ * use. */
+int mv_host_vm_create(struct mv_host *host, const struct mv_reservation *res,
+		      mv_vmid *out);
+/* Change a reservation; it may not drop below what is allocated. */
+int mv_host_vm_reserve(struct mv_host *host, mv_vmid vm,
+		       const struct mv_reservation *res);
+/* Close an account: frees every private page it owns. -MV_EBUSY (and no
+ * change) while it still holds shared-page references. */
+int mv_host_vm_destroy(struct mv_host *host, mv_vmid vm);
+
+/* Called by the pool, with none of its locks held, when it wants to move
+ * the VM's private page @old_id (mapped at @gfn) to @new_id. The owner must,
+ * under its own lock, stop writers of the old page, copy it into the new
+ * one (mv_host_page_copy) and switch its mapping of @gfn to @new_id, then
+ * return 0. Any other return refuses the move: @new_id is freed and @old_id
+ * stays. */
+typedef int (*mv_host_move_fn)(void *opaque, mv_vmid vm, uint64_t gfn,
+			       mv_page_id old_id, mv_page_id new_id);
+int mv_host_vm_set_mover(struct mv_host *host, mv_vmid vm, mv_host_move_fn fn,
+			 void *opaque);
+
+/* ---- private pages ---------------------------------------------------- */
+
+enum mv_alloc_flags {
+	MV_ALLOC_ZEROED = 1u << 0,  /* content must read as zeros */
+};
+
+/* Allocate @count private pages for @vm, charged to @kind; ids go to @ids.
+ * @gfns (may be NULL) names the guest frame of each page for the owner
+ * records. Without MV_ALLOC_ZEROED the content is undefined (restore, ROM:
+ * the caller fills the pages at once). All or nothing: on failure
+ * (-MV_ERESERVATION, -MV_EBUDGET, -MV_ENOMEM, -MV_ENEEDSEED) nothing is
+ * allocated and no account changes. One lock round-trip per call. */
+int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
+		  uint32_t count, const uint64_t *gfns, unsigned flags,
+		  mv_page_id *ids);
+/* Free @count private pages owned by @vm. All or nothing: -MV_EINVAL and
+ * no change if any id is not a private page of @vm (or appears twice). */
+int mv_host_free(struct mv_host *host, mv_vmid vm, uint32_t count,
+		 const mv_page_id *ids);
+/* Record the guest frame a private page now backs (handy pages get their
+ * frame only when used). */
+int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
+			 uint64_t gfn);
+
+/* Host address of a page: O(1). NULL for NIL, an unknown id or a free
+ * page. The zero page's memory is read-only. */
+void *mv_host_page_ptr(const struct mv_host *host, mv_page_id id);
+/* Copy one page's content into another (the mover's helper). */
+int mv_host_page_copy(struct mv_host *host, mv_page_id dst, mv_page_id src);
+
+/* The memfd and offset backing a chunk, so that another process can map it
+ * (MAP_SHARED, MV_CHUNK_SIZE bytes). -MV_ENOENT for seeded chunks. */
+int mv_host_chunk_fd(const struct mv_host *host, uint32_t chunk, int *fd,
+		     uint64_t *offset);
+
+/* ---- over-commitment -------------------------------------------------- */
+
+/* Shared pages live only in shared chunks and carry a reference count and
+ * checksum bits. mv_host_share_alloc makes a new shared page holding a copy
+ * of @content with one reference for @vm. */
+int mv_host_share_alloc(struct mv_host *host, mv_vmid vm, const void *content,
+			uint64_t checksum, mv_page_id *out);
+/* Take one more reference for @vm. -MV_EINVAL if @id is not shared. */
+int mv_host_share_get(struct mv_host *host, mv_vmid vm, mv_page_id id);
+/* Drop @vm's reference; the page is freed with its last one. */
+int mv_host_share_put(struct mv_host *host, mv_vmid vm, mv_page_id id);
+/* Checksum bits stored with a shared page (as many as the descriptor
+ * holds; see docs/design.md). */
+int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
+			   uint64_t *checksum);
+
+/* Ballooning: the guest gave @count of its private pages back. They are
+ * freed, and counted as ballooned: they stay charged to the reservation so
+ * the VM cannot allocate them again until it deflates. */
+int mv_host_balloon_inflate(struct mv_host *host, mv_vmid vm, uint32_t count,
+			    const mv_page_id *ids);
+/* The guest takes @count ballooned pages back (allocated later, on use). */
+int mv_host_balloon_deflate(struct mv_host *host, mv_vmid vm, uint64_t count);
+
+/* ---- fragmentation ---------------------------------------------------- */
+
+/* Move one private page to a fuller chunk through its owner's mover.
+ * @new_id (may be NULL) receives where it went. */
+int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id);
+/* Vacate nearly empty chunks by moving their pages into fuller ones, at
+ * most @max_moves moves; @moved (may be NULL) receives how many were made.
+ * Chunks that become empty are returned to the host. */
+int mv_host_defragment(struct mv_host *host, uint32_t max_moves,
+		       uint32_t *moved);
+
+/* ---- statistics ------------------------------------------------------- */
+
+struct mv_host_stats {
+	uint64_t budget_pages;      /* 0 = no limit */
+	uint64_t reserved_pages;    /* sum over VMs and kinds */
+	uint64_t private_pages;     /* allocated private pages */
+	uint64_t shared_pages;      /* distinct shared pages */
+	uint64_t shared_refs;       /* references to them */
+	uint64_t ballooned_pages;
+	uint64_t free_pages;        /* free pages inside live chunks */
+	uint64_t chunks;            /* live chunks (incl. cached empty) */
+	uint64_t empty_cached_chunks;
+	uint64_t chunks_created;    /* totals since creation */
+	uint64_t chunks_released;
+	uint64_t pages_moved;
+	uint64_t metadata_bytes;    /* descriptors, chunk table, free sets */
+	uint32_t vms;
+};
+
+struct mv_host_vm_stats {
+	struct mv_reservation reserved;
+	uint64_t allocated[MV_ACCOUNT_KINDS];
+	uint64_t ballooned;
+	uint64_t shared_refs;
+};
+
+int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st);
+int mv_host_vm_get_stats(const struct mv_host *host, mv_vmid vm,
+			 struct mv_host_vm_stats *st);
+/* Human-readable report of the pool and every account. */
+void mv_host_print_stats(const struct mv_host *host, FILE *out);
+
+#endif

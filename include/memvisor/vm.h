@@ -1,0 +1,351 @@
+/* memvisor guest-physical memory: one address space per VM (the seeds'
+ * PGMPhys).
+ *
+ * A VM is a set of page-aligned, non-overlapping ranges of guest-physical
+ * addresses: RAM (backed on demand by host pages), ROM (filled at creation,
+ * writes ignored) and MMIO (every access goes to the range's callbacks).
+ * Each guest page has a 16-byte descriptor (struct mv_page) holding the
+ * host page id that backs it, its state, its type, its physical-handler
+ * state and tracking flags.
+ *
+ * Page states (RAM pages; ROM pages are always ALLOCATED, MMIO pages have
+ * no backing and stay ZERO):
+ *   ZERO             backed by the host zero page; reads never allocate;
+ *                    the first write allocates a private page.
+ *   ALLOCATED        a private page of this VM.
+ *   SHARED           a shared host page; a write copies it first.
+ *   WRITE_MONITORED  private, but the next write clears the monitor and is
+ *                    recorded (flag + counters) before it goes through.
+ *   BALLOONED        given back to the host; reads see zeros; a write
+ *                    follows the VM's balloon policy.
+ *
+ * Locking: one recursive lock per VM guards every descriptor, the ranges'
+ * contents, the handlers and the handy pages. Every function below takes
+ * it; callers may hold it too (mv_vm_lock) to read descriptors or to keep
+ * a pointer from mv_vm_gpa_to_hva stable. Lock order: VM before host; two
+ * VMs are locked in address order. Callbacks (MMIO, handlers, the notify
+ * hook, requests) run with the VM lock held and may call back into the
+ * same VM's access functions.
+ */
+#ifndef MEMVISOR_VM_H
+#define MEMVISOR_VM_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <memvisor/host.h>
+
+struct mv_vm;
+
+/* ---- page descriptors --------------------------------------------------- */
+
+enum mv_page_state {
+	MV_PAGE_ZERO,
+	MV_PAGE_ALLOCATED,
+	MV_PAGE_SHARED,
+	MV_PAGE_WRITE_MONITORED,
+	MV_PAGE_BALLOONED,
+	MV_PAGE_STATES
+};
+
+enum mv_page_type {
+	MV_PAGE_RAM,
+	MV_PAGE_ROM,
+	MV_PAGE_MMIO,
+};
+
+/* Physical-handler state of a page: the strongest claim on it. */
+enum mv_handler_state {
+	MV_HSTATE_NONE,      /* no handler */
+	MV_HSTATE_DISABLED,  /* a handler, temporarily off for this page */
+	MV_HSTATE_WRITE,     /* writes go to a handler */
+	MV_HSTATE_ALL,       /* reads and writes go to a handler */
+};
+
+enum mv_page_flag {
+	MV_PAGE_F_WRITTEN = 1u << 0,     /* written since it got private */
+	MV_PAGE_F_MONITOR_HIT = 1u << 1, /* a write cleared the monitor */
+	MV_PAGE_F_DIRTY = 1u << 2,       /* written since last dirty harvest */
+	/* BALLOONED page still counted as ballooned by the host account
+	 * (it had a private page when it was inflated). */
+	MV_PAGE_F_BALLOON_HOST = 1u << 3,
+};
+
+/* 16 bytes per guest page. rmap belongs to the MMU layer: the head of the
+ * page's reverse map (gfn -> shadow PTEs), 0 = empty; phys/ never reads it
+ * and only zeroes it at creation. */
+struct mv_page {
+	mv_page_id host_id;     /* backing page: private, shared or zero */
+	uint32_t rmap;          /* MMU reverse-map head (reserved for mmu/) */
+	uint8_t state;          /* enum mv_page_state */
+	uint8_t type;           /* enum mv_page_type */
+	uint8_t hstate;         /* enum mv_handler_state */
+	uint8_t flags;          /* enum mv_page_flag */
+	uint16_t monitor_hits;  /* monitored writes, saturating */
+	uint16_t reserved;      /* zero */
+};
+static_assert(sizeof(struct mv_page) == 16, "page descriptor is 16 bytes");
+
+static inline mv_page_id mv_page_host_id(const struct mv_page *p)
+{
+	return p->host_id;
+}
+static inline enum mv_page_state mv_page_state(const struct mv_page *p)
+{
+	return (enum mv_page_state)p->state;
+}
+static inline enum mv_page_type mv_page_type(const struct mv_page *p)
+{
+	return (enum mv_page_type)p->type;
+}
+static inline enum mv_handler_state mv_page_hstate(const struct mv_page *p)
+{
+	return (enum mv_handler_state)p->hstate;
+}
+static inline unsigned mv_page_flags(const struct mv_page *p)
+{
+	return p->flags;
+}
+static inline uint16_t mv_page_monitor_hits(const struct mv_page *p)
+{
+	return p->monitor_hits;
+}
+static inline uint32_t mv_page_rmap(const struct mv_page *p)
+{
+	return p->rmap;
+}
+static inline void mv_page_set_rmap(struct mv_page *p, uint32_t head)
+{
+	p->rmap = head;
+}
+
+const char *mv_page_state_name(enum mv_page_state s);
+
+/* The descriptor of @gfn, or NULL outside every range. Valid for the VM's
+ * lifetime (descriptor arrays never move); read it under mv_vm_lock. */
+struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn);
+
+/* ---- creation ------------------------------------------------------------ */
+
+/* MMIO callbacks: @off is relative to the range start; @len never crosses a
+ * page. Return 0 or a negative code (passed to the caller of the access). */
+typedef int (*mv_mmio_read_fn)(void *opaque, uint64_t off, void *buf,
+			       size_t len);
+typedef int (*mv_mmio_write_fn)(void *opaque, uint64_t off, const void *buf,
+				size_t len);
+
+struct mv_vm_range {
+	enum mv_page_type type;
+	uint64_t gpa, size;           /* page aligned, size > 0 */
+	const char *name;             /* copied */
+	const void *rom_data;         /* ROM: content, rest reads as zeros */
+	size_t rom_size;              /* <= size */
+	mv_mmio_read_fn read;         /* MMIO: NULL reads all-ones */
+	mv_mmio_write_fn write;       /* MMIO: NULL drops writes */
+	void *opaque;
+};
+
+/* What a write to a BALLOONED page does. */
+enum mv_balloon_policy {
+	/* Take the page back from the balloon (one deflate, counted in the
+	 * stats) and allocate it: a guest that forgot it ballooned a page
+	 * keeps running. */
+	MV_BALLOON_WRITE_DEFLATE,
+	/* Refuse: the access returns -MV_ESTATE and nothing changes. */
+	MV_BALLOON_WRITE_ERROR,
+};
+
+struct mv_vm_config {
+	const struct mv_vm_range *ranges;
+	uint32_t nranges;
+	uint64_t shadow_pages;        /* MMU reservation (host account) */
+	/* Handy pages: refilled to @handy_high when fewer than @handy_low
+	 * are left; 0/0 picks 16/64. */
+	uint32_t handy_low, handy_high;
+	enum mv_balloon_policy balloon_policy;
+	/* 0: host pointers come straight from mv_host_page_ptr. Otherwise
+	 * the VM maps chunks itself (mmap of the chunk's memfd) and keeps at
+	 * most this many mapped, unmapping the least recently used. */
+	uint32_t map_chunks_max;
+};
+
+/* Create a VM on @host: opens its account (base = RAM pages + handy_high,
+ * fixed = ROM pages, shadow = shadow_pages) and fills the ROM. Ranges may
+ * come in any order; overlapping ranges give -MV_EEXIST, bad alignment or
+ * sizes -MV_EINVAL, a range over the 52-bit physical address limit
+ * -MV_ERANGE. */
+int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
+		 struct mv_vm **out);
+/* Drop every page (shared references first) and close the account. */
+void mv_vm_destroy(struct mv_vm *vm);
+mv_vmid mv_vm_id(const struct mv_vm *vm);
+struct mv_host *mv_vm_host(const struct mv_vm *vm);
+
+void mv_vm_lock(struct mv_vm *vm);
+void mv_vm_unlock(struct mv_vm *vm);
+
+/* ---- guest-physical access ----------------------------------------------- */
+
+/* Copy @len bytes at @gpa (any length, any alignment, across pages and
+ * ranges). The whole span is checked first: a byte outside every range
+ * gives -MV_ERANGE and no side effect. */
+int mv_vm_phys_read(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len);
+int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
+		     size_t len);
+
+/* Returned by mv_vm_gpa_to_hva (positive) when the access must take the
+ * slow path (mv_vm_phys_read/write): a handler or MMIO must see it, or it
+ * is a write to ROM. */
+#define MV_VM_SLOW_PATH 1
+
+/* Host pointer for the byte at @gpa, for an access that may go straight to
+ * memory. For a write the page is made private first (ZERO, SHARED,
+ * BALLOONED and WRITE_MONITORED pages change state as for a write); for a
+ * read a ZERO/BALLOONED page yields the read-only zero page and a SHARED
+ * page its read-only shared copy. The pointer stays valid until the
+ * notify hook reports a change of the page (or while the VM lock is held);
+ * it covers the rest of the page only. */
+int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr);
+
+/* Restore-style allocation: @count pages from @gfn get private pages filled
+ * from @data (count * MV_PAGE_SIZE bytes) without zeroing first; whatever
+ * backed them before is dropped. RAM pages only. */
+int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
+			const void *data);
+/* Power-on state: every RAM page back to ZERO (private pages freed, shared
+ * references dropped, balloon emptied), tracking flags cleared. ROM keeps
+ * its content; handlers stay registered. */
+int mv_vm_reset(struct mv_vm *vm);
+
+/* ---- physical access handlers --------------------------------------------- */
+
+enum mv_handler_kind {
+	MV_HANDLER_WRITE,   /* writes are seen, reads go to memory */
+	MV_HANDLER_ALL,     /* reads and writes are seen */
+	MV_HANDLER_MMIO,    /* like ALL, and can never be disabled per page */
+};
+
+enum mv_access {
+	MV_ACCESS_READ,
+	MV_ACCESS_WRITE,
+};
+
+/* Handler return values (or a negative error for the access). */
+#define MV_HANDLER_DONE 0      /* handled (reads: @buf was filled) */
+#define MV_HANDLER_DEFAULT 1   /* do the access as if there were no handler */
+
+/* @len never crosses a page. For a write @buf holds the data. */
+typedef int (*mv_phys_handler_fn)(void *opaque, struct mv_vm *vm,
+				  uint64_t gpa, void *buf, size_t len,
+				  enum mv_access access);
+
+/* Register a handler on the pages covering [gpa, gpa + size). Pages must
+ * lie inside ranges (-MV_ERANGE); a page already claimed by another
+ * handler gives -MV_EEXIST. */
+int mv_vm_handler_register(struct mv_vm *vm, enum mv_handler_kind kind,
+			   uint64_t gpa, uint64_t size, mv_phys_handler_fn fn,
+			   void *opaque);
+/* Remove the handler containing @gpa; its pages go back to NONE. */
+int mv_vm_handler_deregister(struct mv_vm *vm, uint64_t gpa);
+/* Turn the handler off for the single page containing @gpa (DISABLED: the
+ * MMU may map it directly) or back on. -MV_ENOENT without a handler,
+ * -MV_ESTATE for an MMIO handler. */
+int mv_vm_handler_page_disable(struct mv_vm *vm, uint64_t gpa);
+int mv_vm_handler_page_enable(struct mv_vm *vm, uint64_t gpa);
+
+/* ---- MMU notification ------------------------------------------------------ */
+
+enum mv_notify_reason {
+	MV_NOTIFY_BACKING,   /* another host page now backs it: drop maps */
+	MV_NOTIFY_HANDLER,   /* handler state changed: drop maps */
+	MV_NOTIFY_SHARED,    /* merged into a shared or the zero page: drop */
+	MV_NOTIFY_MONITOR,   /* write monitor armed: write-protect */
+	MV_NOTIFY_BALLOON,   /* given back to the host: drop maps */
+	MV_NOTIFY_MOVED,     /* moved to another host page: drop maps */
+	MV_NOTIFY_RESET,     /* reset to ZERO: drop maps */
+	MV_NOTIFY_UNMAP,     /* a mapped chunk went away: drop everything */
+};
+
+/* Pages [gfn, gfn + count) changed; count UINT64_MAX means every page. */
+typedef void (*mv_vm_notify_fn)(void *opaque, struct mv_vm *vm, uint64_t gfn,
+				uint64_t count, enum mv_notify_reason why);
+void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque);
+
+/* ---- tracking -------------------------------------------------------------- */
+
+/* Arm the write monitor on the private pages of [gfn, gfn + count); other
+ * pages are left alone. @armed (may be NULL) receives how many. */
+int mv_vm_write_monitor(struct mv_vm *vm, uint64_t gfn, uint64_t count,
+			uint64_t *armed);
+/* Harvest the dirty flags of [gfn, gfn + count) into @bitmap (bit i = page
+ * gfn + i, count bits, caller-sized) and clear them. */
+int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
+			uint64_t *bitmap);
+
+/* ---- over-commitment --------------------------------------------------------- */
+
+/* Make @gfn_a of @a and @gfn_b of @b (possibly the same VM) share one host
+ * page. Both must be RAM pages holding equal bytes (-MV_ESTATE otherwise);
+ * all-zero content makes both ZERO instead. Private pages are freed. */
+int mv_vm_share_pages(struct mv_vm *a, uint64_t gfn_a, struct mv_vm *b,
+		      uint64_t gfn_b);
+
+/* The guest's balloon driver gives back (inflate) or takes back (deflate)
+ * frames. Inflate: every frame must be a RAM page not yet ballooned, else
+ * -MV_ESTATE and no change. Deflate: every frame must be BALLOONED; they
+ * become ZERO. */
+int mv_vm_balloon_inflate(struct mv_vm *vm, const uint64_t *gfns,
+			  uint32_t count);
+int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
+			  uint32_t count);
+/* The host's wish, in pages, read by the guest driver; at most the VM's
+ * RAM pages (-MV_ERANGE). */
+int mv_vm_balloon_set_target(struct mv_vm *vm, uint64_t pages);
+uint64_t mv_vm_balloon_get_target(struct mv_vm *vm);
+
+/* ---- requests from other threads ---------------------------------------- */
+
+/* Runs under the VM lock on whichever thread processes the queue. */
+typedef int (*mv_vm_request_fn)(struct mv_vm *vm, void *arg);
+struct mv_vm_request;
+
+/* Post a request (lock-free). With @out NULL it is fire-and-forget;
+ * otherwise *out is a handle the caller must pass to mv_vm_request_wait. */
+int mv_vm_request_post(struct mv_vm *vm, mv_vm_request_fn fn, void *arg,
+		       struct mv_vm_request **out);
+/* Wait for a posted request, store its result in @result (may be NULL) and
+ * free the handle. With @help the waiter processes the queue itself (under
+ * the VM lock) instead of waiting for the VM's thread. */
+int mv_vm_request_wait(struct mv_vm *vm, struct mv_vm_request *req, int help,
+		       int *result);
+/* Run every queued request in posting order; @done (may be NULL) receives
+ * how many ran. */
+int mv_vm_process_requests(struct mv_vm *vm, uint32_t *done);
+
+/* ---- statistics -------------------------------------------------------------- */
+
+struct mv_vm_stats {
+	uint64_t pages[MV_PAGE_STATES]; /* RAM pages per state */
+	uint64_t ram_pages, rom_pages, mmio_pages;
+	uint32_t handy;                 /* pages in the handy cache */
+	uint64_t handy_refills;
+	uint64_t first_touch;           /* ZERO -> ALLOCATED */
+	uint64_t cow_breaks;            /* SHARED -> ALLOCATED */
+	uint64_t monitor_hits;          /* WRITE_MONITORED -> ALLOCATED */
+	uint64_t balloon_deflates_on_write;
+	uint64_t moves;
+	uint64_t requests_done;
+	uint64_t handlers;
+	uint64_t map_hits;              /* mapping cache: lookaside hits */
+	uint64_t map_table_hits;        /* found in the full table */
+	uint64_t map_misses;            /* chunk had to be mapped */
+	uint64_t map_evictions;         /* least recently used unmapped */
+	uint64_t map_fallbacks;         /* seeded chunk: mv_host_page_ptr */
+	uint32_t mapped_chunks;
+	uint64_t metadata_bytes;        /* descriptors, ranges, handlers, cache */
+};
+
+int mv_vm_get_stats(struct mv_vm *vm, struct mv_vm_stats *st);
+
+#endif

@@ -1,0 +1,152 @@
+/* mv_vm_phys_read / mv_vm_phys_write: the slow, complete path. The span
+ * is checked as a whole first, then walked page by page; each piece goes
+ * to the page's handler, its MMIO range or its memory. */
+#include <string.h>
+
+#include "vm_internal.h"
+
+static uint64_t page_off(uint64_t gpa)
+{
+	return gpa & (MV_PAGE_SIZE - 1);
+}
+
+/* Run the page's handler; MV_HANDLER_DEFAULT asks for the plain access. */
+static int call_handler(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len,
+			enum mv_access acc)
+{
+	const struct phys_handler *h = handler_find(vm, gpa >> MV_PAGE_SHIFT);
+	mv_phys_handler_fn fn;
+	void *opaque;
+	int rc;
+
+	if (!h)
+		return MV_HANDLER_DEFAULT;
+	fn = h->fn;
+	opaque = h->opaque;
+	rc = fn(opaque, vm, gpa, buf, len, acc);
+	if (rc < 0 || rc == MV_HANDLER_DEFAULT)
+		return rc;
+	return MV_HANDLER_DONE;
+}
+
+static int read_default(struct mv_vm *vm, const struct phys_range *r,
+			const struct mv_page *p, uint64_t gpa, void *buf,
+			size_t len)
+{
+	const uint8_t *src;
+
+	if (r->type == MV_PAGE_MMIO) {
+		if (!r->read) {
+			memset(buf, 0xff, len);
+			return 0;
+		}
+		int rc = r->read(r->opaque,
+				 gpa - (r->first_gfn << MV_PAGE_SHIFT), buf,
+				 len);
+		return rc < 0 ? rc : 0;
+	}
+	src = page_read_ptr(vm, p);
+	if (!src)
+		return -MV_ECORRUPT;
+	memcpy(buf, src + page_off(gpa), len);
+	return 0;
+}
+
+static int write_default(struct mv_vm *vm, const struct phys_range *r,
+			 struct mv_page *p, uint64_t gpa, const void *buf,
+			 size_t len)
+{
+	uint8_t *dst;
+	int rc;
+
+	if (r->type == MV_PAGE_MMIO) {
+		if (!r->write)
+			return 0;
+		rc = r->write(r->opaque, gpa - (r->first_gfn << MV_PAGE_SHIFT),
+			      buf, len);
+		return rc < 0 ? rc : 0;
+	}
+	if (r->type == MV_PAGE_ROM)
+		return 0;
+	rc = page_make_writable(vm, p, gpa >> MV_PAGE_SHIFT);
+	if (rc)
+		return rc;
+	dst = vm_page_ptr(vm, p->host_id);
+	if (!dst)
+		return -MV_ECORRUPT;
+	memcpy(dst + page_off(gpa), buf, len);
+	return 0;
+}
+
+static int read_piece(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len)
+{
+	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
+	const struct phys_range *r = range_find(vm, gfn);
+	const struct mv_page *p = &r->pages[gfn - r->first_gfn];
+
+	if (p->hstate == MV_HSTATE_ALL) {
+		int rc = call_handler(vm, gpa, buf, len, MV_ACCESS_READ);
+
+		if (rc != MV_HANDLER_DEFAULT)
+			return rc;
+	}
+	return read_default(vm, r, p, gpa, buf, len);
+}
+
+static int write_piece(struct mv_vm *vm, uint64_t gpa, const void *buf,
+		       size_t len)
+{
+	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
+	struct phys_range *r = range_find(vm, gfn);
+	struct mv_page *p = &r->pages[gfn - r->first_gfn];
+	uint8_t bounce[MV_PAGE_SIZE];
+
+	if (p->hstate >= MV_HSTATE_WRITE) {
+		/* The handler may rewrite the data it lets through. */
+		memcpy(bounce, buf, len);
+		int rc = call_handler(vm, gpa, bounce, len, MV_ACCESS_WRITE);
+
+		if (rc != MV_HANDLER_DEFAULT)
+			return rc;
+		buf = bounce;
+	}
+	return write_default(vm, r, p, gpa, buf, len);
+}
+
+/* Split [gpa, gpa + len) at page boundaries and apply @piece to each. */
+static int walk(struct mv_vm *vm, uint64_t gpa, uint8_t *buf, size_t len,
+		int write)
+{
+	int rc;
+
+	mv_vm_lock(vm);
+	rc = span_check(vm, gpa, len);
+	while (!rc && len) {
+		size_t n = MV_PAGE_SIZE - page_off(gpa);
+
+		if (n > len)
+			n = len;
+		rc = write ? write_piece(vm, gpa, buf, n)
+			   : read_piece(vm, gpa, buf, n);
+		gpa += n;
+		buf += n;
+		len -= n;
+	}
+	mv_vm_unlock(vm);
+	return rc;
+}
+
+int mv_vm_phys_read(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len)
+{
+	if (!vm || (!buf && len))
+		return -MV_EINVAL;
+	return walk(vm, gpa, buf, len, 0);
+}
+
+int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
+		     size_t len)
+{
+	if (!vm || (!buf && len))
+		return -MV_EINVAL;
+	return walk(vm, gpa, (uint8_t *)buf, len, 1);
+}

@@ -1,0 +1,124 @@
+/* The VM's ranges: a small array sorted by address, searched in O(log n).
+ * A VM has a handful of ranges (RAM below and above the PCI hole, a few
+ * ROMs and MMIO windows), so a sorted array beats any tree. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm_internal.h"
+
+struct phys_range *range_find(const struct mv_vm *vm, uint64_t gfn)
+{
+	uint32_t lo = 0, hi = vm->nranges;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		struct phys_range *r = &vm->ranges[mid];
+
+		if (gfn < r->first_gfn)
+			hi = mid;
+		else if (gfn - r->first_gfn >= r->npages)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+struct mv_page *page_find(const struct mv_vm *vm, uint64_t gfn)
+{
+	struct phys_range *r = range_find(vm, gfn);
+
+	return r ? &r->pages[gfn - r->first_gfn] : NULL;
+}
+
+/* Every byte of [gpa, gpa + len) inside some range (ranges may abut). */
+int span_check(const struct mv_vm *vm, uint64_t gpa, size_t len)
+{
+	uint64_t end;
+
+	if (len == 0)
+		return 0;
+	if (gpa >= MV_GPA_LIMIT || len > MV_GPA_LIMIT - gpa)
+		return -MV_ERANGE;
+	end = (gpa + len - 1) >> MV_PAGE_SHIFT;
+	for (uint64_t gfn = gpa >> MV_PAGE_SHIFT;;) {
+		const struct phys_range *r = range_find(vm, gfn);
+
+		if (!r)
+			return -MV_ERANGE;
+		if (end - r->first_gfn < r->npages)
+			return 0;
+		gfn = r->first_gfn + r->npages;
+	}
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct phys_range *x = a, *y = b;
+
+	return x->first_gfn < y->first_gfn ? -1 : x->first_gfn > y->first_gfn;
+}
+
+static int range_init(struct phys_range *r, const struct mv_vm_range *c)
+{
+	if ((c->gpa | c->size) & (MV_PAGE_SIZE - 1) || c->size == 0)
+		return -MV_EINVAL;
+	if (c->type > MV_PAGE_MMIO || c->rom_size > c->size ||
+	    (c->type == MV_PAGE_ROM && c->rom_size && !c->rom_data))
+		return -MV_EINVAL;
+	if (c->gpa >= MV_GPA_LIMIT || c->size > MV_GPA_LIMIT - c->gpa)
+		return -MV_ERANGE;
+	r->first_gfn = c->gpa >> MV_PAGE_SHIFT;
+	r->npages = c->size >> MV_PAGE_SHIFT;
+	r->type = c->type;
+	r->read = c->read;
+	r->write = c->write;
+	r->opaque = c->opaque;
+	r->name = strdup(c->name ? c->name : "");
+	r->pages = calloc(r->npages, sizeof(*r->pages));
+	if (!r->name || !r->pages)
+		return -MV_ENOMEM;
+	for (uint64_t i = 0; i < r->npages; i++) {
+		r->pages[i].type = (uint8_t)c->type;
+		r->pages[i].state = MV_PAGE_ZERO;
+		r->pages[i].host_id = c->type == MV_PAGE_MMIO ? MV_NIL_PAGE
+							      : MV_ZERO_PAGE;
+	}
+	return 0;
+}
+
+/* Copy, validate and sort the configured ranges; descriptors all ZERO. */
+int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
+{
+	int rc = 0;
+
+	if (!cfg->nranges || !cfg->ranges)
+		return -MV_EINVAL;
+	vm->ranges = calloc(cfg->nranges, sizeof(*vm->ranges));
+	if (!vm->ranges)
+		return -MV_ENOMEM;
+	vm->nranges = cfg->nranges;
+	for (uint32_t i = 0; i < cfg->nranges && !rc; i++)
+		rc = range_init(&vm->ranges[i], &cfg->ranges[i]);
+	if (rc)
+		return rc;
+	qsort(vm->ranges, vm->nranges, sizeof(*vm->ranges), range_cmp);
+	for (uint32_t i = 1; i < vm->nranges; i++) {
+		const struct phys_range *p = &vm->ranges[i - 1];
+
+		if (p->first_gfn + p->npages > vm->ranges[i].first_gfn)
+			return -MV_EEXIST;
+	}
+	return 0;
+}
+
+void ranges_free(struct mv_vm *vm)
+{
+	for (uint32_t i = 0; i < vm->nranges; i++) {
+		free(vm->ranges[i].name);
+		free(vm->ranges[i].pages);
+	}
+	free(vm->ranges);
+	vm->ranges = NULL;
+	vm->nranges = 0;
+}

@@ -1,0 +1,147 @@
+/* VM reset (every RAM page back to ZERO) and restore-style population
+ * (pages filled from a saved image without being zeroed first). */
+#include <string.h>
+
+#include "vm_internal.h"
+
+#define BATCH 256
+
+struct drop_batch {
+	mv_page_id ids[BATCH];
+	uint32_t n;
+	uint64_t ballooned;
+};
+
+static int batch_flush(struct mv_vm *vm, struct drop_batch *b)
+{
+	int rc = b->n ? handy_give(vm, b->ids, b->n) : 0;
+
+	b->n = 0;
+	return rc;
+}
+
+/* Queue what backs @p for release and make it ZERO. */
+static int reset_page(struct mv_vm *vm, struct mv_page *p,
+		      struct drop_batch *b)
+{
+	int rc = 0;
+
+	switch (p->state) {
+	case MV_PAGE_ALLOCATED:
+	case MV_PAGE_WRITE_MONITORED:
+		b->ids[b->n++] = p->host_id;
+		if (b->n == BATCH)
+			rc = batch_flush(vm, b);
+		break;
+	case MV_PAGE_SHARED:
+		rc = mv_host_share_put(vm->host, vm->id, p->host_id);
+		break;
+	case MV_PAGE_BALLOONED:
+		b->ballooned += !!(p->flags & MV_PAGE_F_BALLOON_HOST);
+		break;
+	default:
+		return 0;
+	}
+	page_set(vm, p, MV_PAGE_ZERO, MV_ZERO_PAGE);
+	p->flags = MV_PAGE_F_DIRTY;  /* the bytes changed to zeros */
+	p->monitor_hits = 0;
+	return rc;
+}
+
+static int reset_locked(struct mv_vm *vm)
+{
+	struct drop_batch b = { .n = 0 };
+	int rc = 0;
+
+	for (uint32_t i = 0; i < vm->nranges && !rc; i++) {
+		struct phys_range *r = &vm->ranges[i];
+
+		if (r->type != MV_PAGE_RAM)
+			continue;
+		for (uint64_t j = 0; j < r->npages && !rc; j++)
+			rc = reset_page(vm, &r->pages[j], &b);
+		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
+	}
+	if (!rc)
+		rc = batch_flush(vm, &b);
+	if (!rc && b.ballooned)
+		rc = mv_host_balloon_deflate(vm->host, vm->id, b.ballooned);
+	return rc;
+}
+
+int mv_vm_reset(struct mv_vm *vm)
+{
+	int rc;
+
+	if (!vm)
+		return -MV_EINVAL;
+	mv_vm_lock(vm);
+	rc = reset_locked(vm);
+	mv_vm_unlock(vm);
+	return rc;
+}
+
+static int ram_run_check(struct mv_vm *vm, uint64_t gfn, uint32_t count)
+{
+	int rc;
+
+	if (gfn >= MV_GPA_LIMIT >> MV_PAGE_SHIFT)
+		return -MV_ERANGE;
+	rc = span_check(vm, gfn << MV_PAGE_SHIFT,
+			(size_t)count << MV_PAGE_SHIFT);
+	for (uint32_t i = 0; i < count && !rc; i++)
+		if (page_find(vm, gfn + i)->type != MV_PAGE_RAM)
+			rc = -MV_ESTATE;
+	return rc;
+}
+
+/* Fill up to BATCH pages from @data with one host allocation. */
+static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
+			  const uint8_t *data)
+{
+	uint64_t gfns[BATCH];
+	mv_page_id ids[BATCH];
+	int rc = 0;
+
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		gfns[i] = gfn + i;
+		rc = page_drop_backing(vm, page_find(vm, gfn + i));
+	}
+	if (!rc)
+		rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, n, gfns,
+				   0, ids);
+	for (uint32_t i = 0; i < n && !rc; i++) {
+		struct mv_page *p = page_find(vm, gfn + i);
+		uint8_t *dst = vm_page_ptr(vm, ids[i]);
+
+		if (!dst)
+			return -MV_ECORRUPT;
+		memcpy(dst, data + (size_t)i * MV_PAGE_SIZE, MV_PAGE_SIZE);
+		page_set(vm, p, MV_PAGE_ALLOCATED, ids[i]);
+		p->flags = MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY;
+	}
+	return rc;
+}
+
+int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
+			const void *data)
+{
+	const uint8_t *src = data;
+	int rc;
+
+	if (!vm || !data || !count)
+		return -MV_EINVAL;
+	mv_vm_lock(vm);
+	rc = ram_run_check(vm, gfn, count);
+	for (uint32_t done = 0; !rc && done < count;) {
+		uint32_t n = count - done < BATCH ? count - done : BATCH;
+
+		rc = populate_batch(vm, gfn + done, n,
+				    src + (size_t)done * MV_PAGE_SIZE);
+		done += n;
+	}
+	if (!rc)
+		vm_notify(vm, gfn, count, MV_NOTIFY_BACKING);
+	mv_vm_unlock(vm);
+	return rc;
+}

@@ -1,0 +1,210 @@
+/* A VM's guest-physical space: creation, destruction, the lock. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm_internal.h"
+
+static int lock_init(struct mv_vm *vm)
+{
+	pthread_mutexattr_t attr;
+	int rc;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	rc = pthread_mutex_init(&vm->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	if (rc)
+		return -rc;
+	pthread_mutex_init(&vm->req_lock, NULL);
+	pthread_cond_init(&vm->req_cond, NULL);
+	return 0;
+}
+
+static void count_pages(struct mv_vm *vm, struct mv_reservation *res)
+{
+	for (uint32_t i = 0; i < vm->nranges; i++) {
+		const struct phys_range *r = &vm->ranges[i];
+
+		if (r->type == MV_PAGE_RAM)
+			vm->st.ram_pages += r->npages;
+		else if (r->type == MV_PAGE_ROM)
+			vm->st.rom_pages += r->npages;
+		else
+			vm->st.mmio_pages += r->npages;
+	}
+	vm->st.pages[MV_PAGE_ZERO] = vm->st.ram_pages;
+	res->base = vm->st.ram_pages + vm->handy_high;
+	res->fixed = vm->st.rom_pages;
+}
+
+/* ROM pages are allocated at once and filled, so they skip zeroing. */
+static int rom_fill(struct mv_vm *vm, struct phys_range *r,
+		    const struct mv_vm_range *c)
+{
+	mv_page_id *ids = calloc(r->npages, sizeof(*ids));
+	uint64_t *gfns = calloc(r->npages, sizeof(*gfns));
+	int rc = -MV_ENOMEM;
+
+	if (!ids || !gfns || r->npages > UINT32_MAX)
+		goto out;
+	for (uint64_t i = 0; i < r->npages; i++)
+		gfns[i] = r->first_gfn + i;
+	rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_FIXED,
+			   (uint32_t)r->npages, gfns, 0, ids);
+	for (uint64_t i = 0; !rc && i < r->npages; i++) {
+		uint8_t *dst = vm_page_ptr(vm, ids[i]);
+		size_t off = i * MV_PAGE_SIZE, n = 0;
+
+		if (!dst) {
+			rc = -MV_ECORRUPT;
+			break;
+		}
+		if (off < c->rom_size)
+			n = c->rom_size - off < MV_PAGE_SIZE ? c->rom_size - off
+							     : MV_PAGE_SIZE;
+		if (n)
+			memcpy(dst, (const uint8_t *)c->rom_data + off, n);
+		memset(dst + n, 0, MV_PAGE_SIZE - n);
+		page_set(vm, &r->pages[i], MV_PAGE_ALLOCATED, ids[i]);
+	}
+out:
+	free(ids);
+	free(gfns);
+	return rc;
+}
+
+static int roms_fill(struct mv_vm *vm, const struct mv_vm_config *cfg)
+{
+	for (uint32_t i = 0; i < cfg->nranges; i++) {
+		const struct mv_vm_range *c = &cfg->ranges[i];
+		int rc;
+
+		if (c->type != MV_PAGE_ROM)
+			continue;
+		rc = rom_fill(vm, range_find(vm, c->gpa >> MV_PAGE_SHIFT), c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
+{
+	struct mv_reservation res = { .shadow = cfg->shadow_pages };
+	int rc;
+
+	vm->handy_low = cfg->handy_high ? cfg->handy_low : 16;
+	vm->handy_high = cfg->handy_high ? cfg->handy_high : 64;
+	if (vm->handy_low > vm->handy_high ||
+	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR)
+		return -MV_EINVAL;
+	vm->balloon_policy = cfg->balloon_policy;
+	vm->handy = calloc(vm->handy_high, sizeof(*vm->handy));
+	if (!vm->handy)
+		return -MV_ENOMEM;
+	rc = ranges_build(vm, cfg);
+	if (rc)
+		return rc;
+	count_pages(vm, &res);
+	rc = mapcache_init(&vm->map, cfg->map_chunks_max);
+	if (rc)
+		return rc;
+	rc = mv_host_vm_create(vm->host, &res, &vm->id);
+	if (rc)
+		return rc;
+	rc = mv_host_vm_set_mover(vm->host, vm->id, vm_page_move, vm);
+	return rc ? rc : roms_fill(vm, cfg);
+}
+
+int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
+		 struct mv_vm **out)
+{
+	struct mv_vm *vm;
+	int rc;
+
+	if (!host || !cfg || !out)
+		return -MV_EINVAL;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -MV_ENOMEM;
+	vm->host = host;
+	rc = lock_init(vm);
+	if (rc) {
+		free(vm);
+		return rc;
+	}
+	rc = vm_setup(vm, cfg);
+	if (rc) {
+		mv_vm_destroy(vm);
+		return rc;
+	}
+	*out = vm;
+	return 0;
+}
+
+/* Shared references must go before the account can close. */
+static void put_shared(struct mv_vm *vm)
+{
+	for (uint32_t i = 0; i < vm->nranges; i++) {
+		struct phys_range *r = &vm->ranges[i];
+
+		for (uint64_t j = 0; j < r->npages; j++)
+			if (r->pages[j].state == MV_PAGE_SHARED)
+				mv_host_share_put(vm->host, vm->id,
+						  r->pages[j].host_id);
+	}
+}
+
+void mv_vm_destroy(struct mv_vm *vm)
+{
+	if (!vm)
+		return;
+	requests_drain(vm);
+	if (vm->id) {
+		mv_host_vm_set_mover(vm->host, vm->id, NULL, NULL);
+		put_shared(vm);
+		handy_release_all(vm);
+		mv_host_vm_destroy(vm->host, vm->id);
+	}
+	mapcache_destroy(&vm->map);
+	ranges_free(vm);
+	handlers_free(vm);
+	free(vm->handy);
+	pthread_cond_destroy(&vm->req_cond);
+	pthread_mutex_destroy(&vm->req_lock);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+}
+
+mv_vmid mv_vm_id(const struct mv_vm *vm)
+{
+	return vm->id;
+}
+
+struct mv_host *mv_vm_host(const struct mv_vm *vm)
+{
+	return vm->host;
+}
+
+void mv_vm_lock(struct mv_vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+}
+
+void mv_vm_unlock(struct mv_vm *vm)
+{
+	pthread_mutex_unlock(&vm->lock);
+}
+
+struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn)
+{
+	return vm ? page_find(vm, gfn) : NULL;
+}
+
+void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque)
+{
+	mv_vm_lock(vm);
+	vm->notify = fn;
+	vm->notify_opaque = opaque;
+	mv_vm_unlock(vm);
+}

@@ -1,0 +1,128 @@
+/* Internal structures of a VM's guest-physical space (src/phys/). */
+#ifndef MV_PHYS_VM_INTERNAL_H
+#define MV_PHYS_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <memvisor/vm.h>
+
+/* Guest-physical addresses are at most 52 bits (x86 MAXPHYADDR). */
+#define MV_GPA_LIMIT (1ull << 52)
+
+struct phys_range {
+	uint64_t first_gfn, npages;
+	enum mv_page_type type;
+	char *name;
+	mv_mmio_read_fn read;
+	mv_mmio_write_fn write;
+	void *opaque;
+	struct mv_page *pages;
+};
+
+struct phys_handler {
+	uint64_t first_gfn, npages;
+	enum mv_handler_kind kind;
+	mv_phys_handler_fn fn;
+	void *opaque;
+};
+
+#define MAPCACHE_LOOKASIDE 8
+
+struct map_slot {
+	uint32_t chunk;
+	uint8_t *base;           /* NULL: slot free */
+	uint32_t prev, next;     /* LRU list (slot indices, UINT32_MAX = end) */
+};
+
+struct mapcache {
+	uint32_t max;            /* 0: disabled */
+	struct {
+		uint32_t chunk;
+		uint8_t *base;
+	} look[MAPCACHE_LOOKASIDE];
+	struct map_slot *slots;  /* max entries */
+	uint32_t used;
+	uint32_t lru_head, lru_tail; /* head = most recent */
+	uint32_t *index;         /* chunk id -> slot + 1, 0 = not mapped */
+	uint32_t index_len;
+	uint64_t hits, table_hits, misses, evictions, fallbacks;
+};
+
+struct mv_vm_request {
+	struct mv_vm_request *next;
+	mv_vm_request_fn fn;
+	void *arg;
+	int result;
+	int waitable;
+	atomic_int done;
+};
+
+struct mv_vm {
+	struct mv_host *host;
+	mv_vmid id;
+	pthread_mutex_t lock;            /* recursive; see vm.h */
+	struct phys_range *ranges;       /* sorted by first_gfn */
+	uint32_t nranges;
+	struct phys_handler *handlers;   /* sorted by first_gfn */
+	uint32_t nhandlers, handlers_cap;
+	mv_page_id *handy;
+	uint32_t nhandy, handy_low, handy_high;
+	enum mv_balloon_policy balloon_policy;
+	uint64_t balloon_target;
+	mv_vm_notify_fn notify;
+	void *notify_opaque;
+	struct mapcache map;
+	_Atomic(struct mv_vm_request *) requests; /* LIFO, reversed on run */
+	pthread_mutex_t req_lock;        /* only for waking waiters */
+	pthread_cond_t req_cond;
+	struct mv_vm_stats st;           /* counters kept up to date */
+};
+
+/* range.c */
+struct phys_range *range_find(const struct mv_vm *vm, uint64_t gfn);
+struct mv_page *page_find(const struct mv_vm *vm, uint64_t gfn);
+int span_check(const struct mv_vm *vm, uint64_t gpa, size_t len);
+int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg);
+void ranges_free(struct mv_vm *vm);
+
+/* state.c: every state change goes through here (keeps the counters). */
+void page_set(struct mv_vm *vm, struct mv_page *p, enum mv_page_state s,
+	      mv_page_id id);
+int page_make_writable(struct mv_vm *vm, struct mv_page *p, uint64_t gfn);
+int page_drop_backing(struct mv_vm *vm, struct mv_page *p);
+const uint8_t *page_read_ptr(struct mv_vm *vm, const struct mv_page *p);
+void vm_notify(struct mv_vm *vm, uint64_t gfn, uint64_t count,
+	       enum mv_notify_reason why);
+
+/* handy.c */
+int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
+int handy_give(struct mv_vm *vm, const mv_page_id *ids, uint32_t n);
+void handy_release_all(struct mv_vm *vm);
+
+/* handler.c */
+const struct phys_handler *handler_find(const struct mv_vm *vm, uint64_t gfn);
+void handlers_free(struct mv_vm *vm);
+
+/* mapcache.c */
+int mapcache_init(struct mapcache *mc, uint32_t max);
+void mapcache_destroy(struct mapcache *mc);
+uint8_t *mapcache_ptr(struct mv_vm *vm, mv_page_id id);
+
+/* request.c */
+void requests_drain(struct mv_vm *vm);
+
+/* move.c */
+int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,
+		 mv_page_id new_id);
+
+/* Host address of a page through the mapping cache when the VM has one. */
+static inline uint8_t *vm_page_ptr(struct mv_vm *vm, mv_page_id id)
+{
+	if (vm->map.max)
+		return mapcache_ptr(vm, id);
+	return mv_host_page_ptr(vm->host, id);
+}
+
+#endif

@@ -65,12 +65,12 @@ int handy_give(struct mv_vm *vm, const mv_page_id *ids, uint32_t n)
 	}
 	if (n == keep)
 		return 0;
-	return mv_host_free(vm->host, vm->id, n - keep, ids + keep);
+	return host_free(vm, n - keep, ids + keep);
 }
 
 void handy_release_all(struct mv_vm *vm)
 {
 	if (vm->nhandy)
-		mv_host_free(vm->host, vm->id, vm->nhandy, vm->handy);
+		host_free(vm, vm->nhandy, vm->handy);
 	vm->nhandy = 0;
 }

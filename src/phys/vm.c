@@ -1,4 +1,5 @@
 /* A VM's guest-physical space: creation, destruction, the lock. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,17 @@ static void put_shared(struct mv_vm *vm)
 	}
 }
 
+/* A move that began before the mover was unset still calls it: wait for
+ * the pool to finish (it answers -MV_EBUSY meanwhile) before @vm goes. */
+static void close_account(struct mv_vm *vm)
+{
+	for (int tries = 0; tries < 1000000; tries++) {
+		if (mv_host_vm_destroy(vm->host, vm->id) != -MV_EBUSY)
+			return;
+		sched_yield();
+	}
+}
+
 void mv_vm_destroy(struct mv_vm *vm)
 {
 	if (!vm)
@@ -164,7 +176,7 @@ void mv_vm_destroy(struct mv_vm *vm)
 		mv_host_vm_set_mover(vm->host, vm->id, NULL, NULL);
 		put_shared(vm);
 		handy_release_all(vm);
-		mv_host_vm_destroy(vm->host, vm->id);
+		close_account(vm);
 	}
 	mapcache_destroy(&vm->map);
 	ranges_free(vm);

@@ -49,6 +49,21 @@ _Static_assert(MV_CHUNK_PAGES <= DESC_NO_NEXT, "free index must fit 10 bits");
 _Static_assert(MV_HOST_MAX_VMS < (1u << 12), "owner must fit 12 bits");
 _Static_assert(MV_ACCOUNT_KINDS <= 4, "account kind must fit 2 bits");
 
+/* mv_host_page_ptr() reads a descriptor without the pool lock while, under
+ * the lock, another thread may update the same in-use page's word (a
+ * shared page's reference count, a private page's moving bit). Those
+ * words are read and written whole with relaxed atomics (plain moves on
+ * x86-64); every other access happens under the lock. */
+static inline mv_desc desc_load(const mv_desc *d)
+{
+	return __atomic_load_n(d, __ATOMIC_RELAXED);
+}
+
+static inline void desc_store(mv_desc *d, mv_desc v)
+{
+	__atomic_store_n(d, v, __ATOMIC_RELAXED);
+}
+
 static inline enum desc_state desc_state(mv_desc d)
 {
 	return (enum desc_state)(d >> DESC_STATE_SHIFT);

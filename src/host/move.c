@@ -46,7 +46,7 @@ static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
 
 	dst->desc[idx] = desc_private(desc_owner(*d), desc_kind(*d), desc_gfn(*d));
 	fs_update(h, dst);
-	*d |= DESC_MOVING;
+	desc_store(d, *d | DESC_MOVING);
 	h->moving_pages++;
 	a->moves++;
 	*m = (struct move){ .old_id = id, .new_id = page_id_of(dst->id, idx),
@@ -64,7 +64,9 @@ static void move_finish(struct mv_host *h, const struct move *m, bool ok,
 	struct chunk *n = chunk_of(h, m->new_id);
 	uint32_t ni = mv_page_index(m->new_id);
 
-	c->desc[mv_page_index(m->old_id)] &= ~DESC_MOVING;
+	mv_desc *od = &c->desc[mv_page_index(m->old_id)];
+
+	desc_store(od, *od & ~DESC_MOVING);
 	h->moving_pages--;
 	h->vms[m->vm]->moves--;
 	if (ok) {

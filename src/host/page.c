@@ -16,7 +16,7 @@ void *mv_host_page_ptr(const struct mv_host *host, mv_page_id id)
 		return host->zero_page;
 	if (cid == 0 || !(c = host->table[cid]))
 		return NULL;
-	if (desc_state(c->desc[mv_page_index(id)]) == DESC_FREE)
+	if (desc_state(desc_load(&c->desc[mv_page_index(id)])) == DESC_FREE)
 		return NULL;
 	return c->base + ((size_t)mv_page_index(id) << MV_PAGE_SHIFT);
 }
@@ -65,8 +65,8 @@ int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
 	else if (!c || !desc_owned_by(c->desc[mv_page_index(id)], vm))
 		rc = -MV_EINVAL;
 	else
-		c->desc[mv_page_index(id)] =
-			desc_with_gfn(c->desc[mv_page_index(id)], gfn);
+		desc_store(&c->desc[mv_page_index(id)],
+			   desc_with_gfn(c->desc[mv_page_index(id)], gfn));
 	pool_unlock(host);
 	return rc;
 }

@@ -200,6 +200,11 @@ struct chunk *pool_pick_private(struct mv_host *h, mv_vmid vm);
 int pool_free_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 		    const mv_page_id *ids, bool base_only);
 
+/* ---- check.c -------------------------------------------------------------- */
+/* Recount everything from the descriptors and compare with the counters,
+ * lists and accounts: 0 or -MV_ECORRUPT. Takes the lock. */
+int pool_check(struct mv_host *host);
+
 static inline void pool_lock(const struct mv_host *h)
 {
 	pthread_mutex_lock((pthread_mutex_t *)&h->lock);

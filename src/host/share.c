@@ -82,7 +82,7 @@ static int share_ref(struct mv_host *h, mv_vmid vm, mv_page_id id, int delta)
 	refs = desc_refs(*d);
 	if (delta > 0 && refs == DESC_REFS_MAX)
 		return -MV_ELIMIT;
-	*d = desc_with_refs(*d, delta > 0 ? refs + 1 : refs - 1);
+	desc_store(d, desc_with_refs(*d, delta > 0 ? refs + 1 : refs - 1));
 	a->shared_refs += (uint64_t)(int64_t)delta;
 	h->shared_refs += (uint64_t)(int64_t)delta;
 	if (refs == 1 && delta < 0) {

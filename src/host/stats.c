@@ -19,22 +19,23 @@ int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st)
 	if (!host || !st)
 		return -MV_EINVAL;
 	pool_lock(host);
-	*st = (struct mv_host_stats){
-		.budget_pages = host->cfg.budget_pages,
-		.reserved_pages = host->reserved,
-		.private_pages = host->private_pages,
-		.shared_pages = host->shared_pages,
-		.shared_refs = host->shared_refs,
-		.ballooned_pages = host->ballooned,
-		.free_pages = host->free_pages,
-		.chunks = host->chunks,
-		.empty_cached_chunks = host->empty_count,
-		.chunks_created = host->chunks_created,
-		.chunks_released = host->chunks_released,
-		.pages_moved = host->pages_moved,
-		.metadata_bytes = metadata_bytes(host),
-		.vms = host->nvms,
-	};
+	/* Field by field over a cleared struct: callers may memcmp two
+	 * snapshots, padding included. */
+	memset(st, 0, sizeof(*st));
+	st->budget_pages = host->cfg.budget_pages;
+	st->reserved_pages = host->reserved;
+	st->private_pages = host->private_pages;
+	st->shared_pages = host->shared_pages;
+	st->shared_refs = host->shared_refs;
+	st->ballooned_pages = host->ballooned;
+	st->free_pages = host->free_pages;
+	st->chunks = host->chunks;
+	st->empty_cached_chunks = host->empty_count;
+	st->chunks_created = host->chunks_created;
+	st->chunks_released = host->chunks_released;
+	st->pages_moved = host->pages_moved;
+	st->metadata_bytes = metadata_bytes(host);
+	st->vms = host->nvms;
 	pool_unlock(host);
 	return 0;
 }

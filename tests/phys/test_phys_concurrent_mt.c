@@ -18,6 +18,7 @@
 #define PAGES 1024u
 #define WRITERS 3
 #define ROUNDS 20000
+#define MIN_BALLOON_ROUNDS 50
 #define LANES 4  /* page g belongs to lane g % LANES; lane 3: balloon */
 
 struct shared {
@@ -50,7 +51,10 @@ static void *writer_main(void *arg)
 	struct shared *sh = w->sh;
 	uint32_t rng = w->lane * 7919 + 1;
 
-	for (uint32_t k = 0; k < ROUNDS; k++) {
+	/* Keep writing until the balloon has run enough rounds alongside. */
+	for (uint32_t k = 0;
+	     k < ROUNDS || atomic_load(&sh->balloon_rounds) < MIN_BALLOON_ROUNDS;
+	     k++) {
 		rng = rng * 1103515245u + 12345u;
 		uint32_t slot = (rng >> 8) % (PAGES / LANES);
 		uint64_t gpa = ((uint64_t)slot * LANES + w->lane) << 12;
@@ -172,7 +176,7 @@ static void no_lost_write(void **state)
 	assert_int_equal(atomic_load(&sh.errors), 0);
 	print_message("balloon rounds %d, pages moved %d\n",
 		      atomic_load(&sh.balloon_rounds), atomic_load(&sh.moves));
-	assert_true(atomic_load(&sh.balloon_rounds) > 0);
+	assert_true(atomic_load(&sh.balloon_rounds) >= MIN_BALLOON_ROUNDS);
 	for (uint32_t i = 0; i < WRITERS; i++)
 		for (uint32_t s = 0; s < PAGES / LANES; s++) {
 			uint64_t gpa = ((uint64_t)s * LANES + i) << 12;

@@ -16,11 +16,14 @@ struct move {
 	void *opaque;
 };
 
+/* A target for a page of @arg: another chunk at least as full. Moving a
+ * page from the emptier of two equally full chunks still helps: one of
+ * them can then empty. */
 static bool fuller_than(struct chunk *c, void *arg)
 {
 	const struct chunk *src = arg;
 
-	return c != src && c->free_count < src->free_count;
+	return c != src && c->free_count <= src->free_count;
 }
 
 static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
@@ -109,12 +112,17 @@ int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id)
 	return move_one(host, id, false, new_id);
 }
 
-static bool sum_free(struct chunk *c, void *arg)
-{
-	uint64_t *acc = arg;   /* acc[0]: limit, acc[1]: sum */
+struct room {
+	const struct chunk *src;
+	uint64_t free;
+};
 
-	if (c->free_count < acc[0])
-		acc[1] += c->free_count;
+static bool sum_room(struct chunk *c, void *arg)
+{
+	struct room *r = arg;
+
+	if (fuller_than(c, (void *)r->src))
+		r->free += c->free_count;
 	return false;
 }
 
@@ -122,12 +130,12 @@ static bool sum_free(struct chunk *c, void *arg)
 static bool vacatable(struct chunk *c, void *arg)
 {
 	struct mv_host *h = arg;
-	uint64_t acc[2] = { c->free_count, 0 };
+	struct room r = { c, 0 };
 
 	if (c->flags & CHUNK_SKIP)
 		return false;
-	fs_find_private(h, false, sum_free, acc);
-	return acc[1] >= MV_CHUNK_PAGES - c->free_count;
+	fs_find_private(h, false, sum_room, &r);
+	return r.free >= MV_CHUNK_PAGES - c->free_count;
 }
 
 /* The next page to move out of the emptiest vacatable chunk, or NIL. */

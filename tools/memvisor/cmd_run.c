@@ -18,6 +18,7 @@
 #include <memvisor/host.h>
 
 #include "cmd.h"
+#include "run_guest.h"
 
 #define BATCH 512u
 
@@ -348,6 +349,18 @@ static int verify(struct demo *d)
 	return 0;
 }
 
+/* ---- guest-physical memory on the same pool (run_guest.c) --------------- */
+
+static void guest_report(void *ctx, const char *step, const char *what)
+{
+	report(ctx, step, "%s", what);
+}
+
+static int step_guests(struct demo *d)
+{
+	return run_guest(d->host, d->pages, guest_report, d);
+}
+
 /* ---- options and driver ------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -443,7 +456,7 @@ static int run_main(int argc, char **argv)
 {
 	static int (*const steps[])(struct demo *) = {
 		step_create, step_boot, step_balloon, step_share, step_retry,
-		step_shutdown, step_defragment, verify,
+		step_shutdown, step_defragment, verify, step_guests,
 	};
 	struct demo d = { 0 };
 	int rc = parse_args(argc, argv, &d);

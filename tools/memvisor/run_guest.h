@@ -1,0 +1,19 @@
+/* memvisor run, second part: guest-physical memory on the demo's pool. */
+#ifndef MV_TOOL_RUN_GUEST_H
+#define MV_TOOL_RUN_GUEST_H
+
+#include <stdint.h>
+
+#include <memvisor/host.h>
+
+/* Prints one step: its name and what happened (the caller adds the pool's
+ * figures and the measured RSS). */
+typedef void (*run_guest_report_fn)(void *ctx, const char *step,
+				    const char *what);
+
+/* Two VMs with RAM below and above 4 GiB, a ROM and a device write, share
+ * pages, copy on write, balloon and reset on @host; @pages of RAM each. */
+int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,
+	      void *ctx);
+
+#endif

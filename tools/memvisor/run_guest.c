@@ -218,6 +218,22 @@ static int guest_shutdown(struct guest_demo *g)
 	return 0;
 }
 
+/* RAM pages per VM: @pages / 2, or what the budget still allows for two
+ * VMs (each also holds its ROM and up to 64 handy pages). */
+static uint64_t ram_that_fits(struct mv_host *host, uint64_t pages)
+{
+	struct mv_host_stats st;
+	uint64_t want = pages / 2, used, each;
+
+	if (mv_host_get_stats(host, &st) || !st.budget_pages)
+		return want;
+	used = st.private_pages + st.shared_pages;
+	each = st.budget_pages > used ? (st.budget_pages - used) / 2 : 0;
+	each = each > ROM_SIZE / MV_PAGE_SIZE + 64 ? each - ROM_SIZE /
+		MV_PAGE_SIZE - 64 : 0;
+	return (want < each ? want : each) & ~1ull;
+}
+
 int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,
 	      void *ctx)
 {
@@ -225,10 +241,16 @@ int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,
 		guest_create, guest_write, guest_share, guest_cow,
 		guest_balloon, guest_reset, guest_shutdown,
 	};
-	struct guest_demo g = { .host = host, .half = pages / 4,
-				.common = pages / 16, .fn = fn, .ctx = ctx };
+	uint64_t ram = ram_that_fits(host, pages);
+	struct guest_demo g = { .host = host, .half = ram / 2,
+				.common = ram / 8, .fn = fn, .ctx = ctx };
 	int rc = 0;
 
+	if (g.common == 0) {
+		say(&g, "vm-create", "skipped: the host budget leaves no room "
+		    "for two more VMs");
+		return 0;
+	}
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
 		rc = steps[i](&g);
 	for (int v = 0; v < 2; v++)

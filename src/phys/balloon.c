@@ -76,21 +76,6 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 	return rc;
 }
 
-int mv_vm_balloon_inflate(struct mv_vm *vm, const uint64_t *gfns,
-			  uint32_t count)
-{
-	int rc;
-
-	if (!vm || !gfns || !count)
-		return -MV_EINVAL;
-	mv_vm_lock(vm);
-	rc = list_check(vm, gfns, count, 0);
-	if (!rc)
-		rc = inflate_locked(vm, gfns, count);
-	mv_vm_unlock(vm);
-	return rc;
-}
-
 static int deflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 {
 	uint64_t charged = 0;
@@ -109,19 +94,33 @@ static int deflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 	return rc;
 }
 
-int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
-			  uint32_t count)
+/* Check the list as a whole under the lock, then apply @op to it. */
+static int balloon_apply(struct mv_vm *vm, const uint64_t *gfns, uint32_t n,
+			 int ballooned,
+			 int (*op)(struct mv_vm *, const uint64_t *, uint32_t))
 {
 	int rc;
 
-	if (!vm || !gfns || !count)
+	if (!vm || !gfns || !n)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = list_check(vm, gfns, count, 1);
+	rc = list_check(vm, gfns, n, ballooned);
 	if (!rc)
-		rc = deflate_locked(vm, gfns, count);
+		rc = op(vm, gfns, n);
 	mv_vm_unlock(vm);
 	return rc;
+}
+
+int mv_vm_balloon_inflate(struct mv_vm *vm, const uint64_t *gfns,
+			  uint32_t count)
+{
+	return balloon_apply(vm, gfns, count, 0, inflate_locked);
+}
+
+int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
+			  uint32_t count)
+{
+	return balloon_apply(vm, gfns, count, 1, deflate_locked);
 }
 
 int mv_vm_balloon_set_target(struct mv_vm *vm, uint64_t pages)

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <memvisor/host.h>
@@ -131,6 +132,37 @@ static inline enum mv_page_state fx_state(struct mv_vm *vm, uint64_t gpa)
 	struct mv_page *p = mv_vm_page(vm, gpa >> MV_PAGE_SHIFT);
 
 	return p ? mv_page_state(p) : MV_PAGE_STATES;
+}
+
+/* The usual test state: a pool, one fixture VM (deflate policy, no
+ * mapping cache) and its notification log. */
+struct fx_ctx {
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct fx_device dev;
+	struct fx_notes notes;
+};
+
+static inline int fx_setup(void **state)
+{
+	struct fx_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c || mv_host_create(NULL, &c->host) ||
+	    fx_create(c->host, &c->dev, MV_BALLOON_WRITE_DEFLATE, 0, &c->vm))
+		return -1;
+	mv_vm_set_notify(c->vm, fx_notify, &c->notes);
+	*state = c;
+	return 0;
+}
+
+static inline int fx_teardown(void **state)
+{
+	struct fx_ctx *c = *state;
+
+	mv_vm_destroy(c->vm);
+	mv_host_destroy(c->host);
+	free(c);
+	return 0;
 }
 
 #endif

@@ -10,37 +10,10 @@
 
 #include "phys/fixture.h"
 
-struct ctx {
-	struct mv_host *host;
-	struct mv_vm *vm;
-	struct fx_device dev;
-};
-
-static int setup(void **state)
-{
-	struct ctx *c = calloc(1, sizeof(*c));
-
-	if (!c || mv_host_create(NULL, &c->host) ||
-	    fx_create(c->host, &c->dev, MV_BALLOON_WRITE_DEFLATE, 0, &c->vm))
-		return -1;
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	mv_vm_destroy(c->vm);
-	mv_host_destroy(c->host);
-	free(c);
-	return 0;
-}
-
 /* Writes of every length at offsets around a page boundary read back. */
 static void spans_across_pages(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint8_t in[3 * MV_PAGE_SIZE], out[3 * MV_PAGE_SIZE];
 	const size_t lens[] = { 1, 2, 7, 8, 4095, 4096, 4097, 8191, 8193,
 				12288 };
@@ -61,7 +34,7 @@ static void spans_across_pages(void **state)
 /* Low RAM and the ROM abut: one access spans both ranges. */
 static void spans_across_ranges(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint8_t in[64], out[64];
 
 	memset(in, 0x5A, sizeof(in));
@@ -75,7 +48,7 @@ static void spans_across_ranges(void **state)
 /* Anything touching a hole fails as a whole, with nothing written. */
 static void holes_and_out_of_range(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint8_t buf[2 * MV_PAGE_SIZE] = { 0 }, chk[16];
 	const uint64_t bad[] = { FX_HOLE_GPA, FX_HOLE_GPA + 12345,
 				 FX_HIGH_GPA - 1, FX_HIGH_GPA + FX_HIGH_SIZE,
@@ -112,7 +85,7 @@ static void holes_and_out_of_range(void **state)
  * pages; a range without callbacks reads all-ones and drops writes. */
 static void mmio_dispatch(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint32_t v = 0x12345678, r = 0;
 	uint8_t big[MV_PAGE_SIZE + 8], back[MV_PAGE_SIZE + 8];
 
@@ -150,7 +123,7 @@ static int create_with(struct mv_host *host, const struct mv_vm_range *r,
 
 static void creation_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct mv_vm_range r[2] = {
 		{ .type = MV_PAGE_RAM, .gpa = 0, .size = 8 * MV_PAGE_SIZE },
 		{ .type = MV_PAGE_RAM, .gpa = 4 * MV_PAGE_SIZE,
@@ -182,7 +155,7 @@ static void creation_errors(void **state)
  * keeps the ROM; both give the host its pages back. */
 static void populate_and_reset(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	static uint8_t img[16 * MV_PAGE_SIZE], out[16 * MV_PAGE_SIZE];
 	struct mv_host_vm_stats hs;
 	struct mv_vm_stats st;
@@ -225,7 +198,7 @@ static void populate_and_reset(void **state)
 /* The balloon target is the host's wish, bounded by the VM's RAM. */
 static void balloon_target(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 
 	assert_int_equal(mv_vm_balloon_get_target(c->vm), 0);
 	assert_int_equal(mv_vm_balloon_set_target(c->vm, 100), 0);
@@ -238,7 +211,7 @@ static void balloon_target(void **state)
 /* Dirty flags: set by writes, harvested and cleared by collect. */
 static void dirty_collect(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint64_t bm[2];
 	uint8_t b = 1;
 
@@ -257,14 +230,14 @@ static void dirty_collect(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(spans_across_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(spans_across_ranges, setup, teardown),
-		cmocka_unit_test_setup_teardown(holes_and_out_of_range, setup, teardown),
-		cmocka_unit_test_setup_teardown(mmio_dispatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(creation_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(populate_and_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(balloon_target, setup, teardown),
-		cmocka_unit_test_setup_teardown(dirty_collect, setup, teardown),
+		cmocka_unit_test_setup_teardown(spans_across_pages, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(spans_across_ranges, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(holes_and_out_of_range, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(mmio_dispatch, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(creation_errors, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(populate_and_reset, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(balloon_target, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(dirty_collect, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

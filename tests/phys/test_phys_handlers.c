@@ -10,13 +10,6 @@
 
 #include "phys/fixture.h"
 
-struct ctx {
-	struct mv_host *host;
-	struct mv_vm *vm;
-	struct fx_device dev;
-	struct fx_notes notes;
-};
-
 struct hlog {
 	unsigned reads, writes;
 	uint64_t last_gpa;
@@ -44,28 +37,6 @@ static int handler(void *opaque, struct mv_vm *vm, uint64_t gpa, void *buf,
 	return l->ret;
 }
 
-static int setup(void **state)
-{
-	struct ctx *c = calloc(1, sizeof(*c));
-
-	if (!c || mv_host_create(NULL, &c->host) ||
-	    fx_create(c->host, &c->dev, MV_BALLOON_WRITE_DEFLATE, 0, &c->vm))
-		return -1;
-	mv_vm_set_notify(c->vm, fx_notify, &c->notes);
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-
-	mv_vm_destroy(c->vm);
-	mv_host_destroy(c->host);
-	free(c);
-	return 0;
-}
-
 #define H0 (FX_HIGH_GPA + 16 * MV_PAGE_SIZE)
 
 static enum mv_handler_state hstate(struct mv_vm *vm, uint64_t gpa)
@@ -76,7 +47,7 @@ static enum mv_handler_state hstate(struct mv_vm *vm, uint64_t gpa)
 /* Page-granular ranges: any shared page is a conflict, neighbours are not. */
 static void conflicts(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct hlog l = { 0 };
 
 	assert_int_equal(mv_vm_handler_register(c->vm, MV_HANDLER_WRITE,
@@ -124,7 +95,7 @@ static void conflicts(void **state)
 /* Many handlers registered out of order: lookups find each. */
 static void many_handlers(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct hlog l[64] = { { 0 } };
 	uint8_t b = 1;
 
@@ -151,7 +122,7 @@ static void many_handlers(void **state)
  * let them through (DEFAULT, with its own edits) or swallow them. */
 static void write_handler_callbacks(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct hlog l = { .ret = MV_HANDLER_DEFAULT };
 	uint8_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, out[8];
 	void *ptr;
@@ -180,7 +151,7 @@ static void write_handler_callbacks(void **state)
  * reads memory. An ALL handler on MMIO may fall through to the device. */
 static void all_handler_callbacks(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct hlog l = { .ret = MV_HANDLER_DONE, .fill = 0x3C };
 	uint8_t in[4] = { 9, 9, 9, 9 }, out[4];
 	void *ptr;
@@ -207,7 +178,7 @@ static void all_handler_callbacks(void **state)
  * MMIO handlers cannot be disabled. Each change notifies the MMU. */
 static void disable_single_pages(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	struct hlog l = { .ret = MV_HANDLER_DONE };
 	uint8_t b = 7, out;
 	void *ptr;
@@ -252,7 +223,7 @@ static int reentrant(void *opaque, struct mv_vm *vm, uint64_t gpa, void *buf,
 
 static void handler_reenters(void **state)
 {
-	struct ctx *c = *state;
+	struct fx_ctx *c = *state;
 	uint8_t b = 0x42, out = 0;
 
 	assert_int_equal(mv_vm_handler_register(c->vm, MV_HANDLER_WRITE, H0,
@@ -267,12 +238,12 @@ static void handler_reenters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(conflicts, setup, teardown),
-		cmocka_unit_test_setup_teardown(many_handlers, setup, teardown),
-		cmocka_unit_test_setup_teardown(write_handler_callbacks, setup, teardown),
-		cmocka_unit_test_setup_teardown(all_handler_callbacks, setup, teardown),
-		cmocka_unit_test_setup_teardown(disable_single_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(handler_reenters, setup, teardown),
+		cmocka_unit_test_setup_teardown(conflicts, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(many_handlers, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(write_handler_callbacks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(all_handler_callbacks, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(disable_single_pages, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(handler_reenters, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -300,7 +300,7 @@ int mv_vm_balloon_inflate(struct mv_vm *vm, const uint64_t *gfns,
 int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
 			  uint32_t count);
 /* The host's wish, in pages, read by the guest driver; at most the VM's
- * RAM pages (-MV_ERANGE). */
+ * RAM pages (-MV_ERANGE). A NULL VM reads 0. */
 int mv_vm_balloon_set_target(struct mv_vm *vm, uint64_t pages);
 uint64_t mv_vm_balloon_get_target(struct mv_vm *vm);
 

@@ -139,6 +139,8 @@ uint64_t mv_vm_balloon_get_target(struct mv_vm *vm)
 {
 	uint64_t t;
 
+	if (!vm)
+		return 0;
 	mv_vm_lock(vm);
 	t = vm->balloon_target;
 	mv_vm_unlock(vm);

@@ -190,12 +190,12 @@ void mv_vm_destroy(struct mv_vm *vm)
 
 mv_vmid mv_vm_id(const struct mv_vm *vm)
 {
-	return vm->id;
+	return vm ? vm->id : 0;
 }
 
 struct mv_host *mv_vm_host(const struct mv_vm *vm)
 {
-	return vm->host;
+	return vm ? vm->host : NULL;
 }
 
 void mv_vm_lock(struct mv_vm *vm)
@@ -215,6 +215,8 @@ struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn)
 
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque)
 {
+	if (!vm)
+		return;
 	mv_vm_lock(vm);
 	vm->notify = fn;
 	vm->notify_opaque = opaque;

@@ -227,6 +227,65 @@ static void dirty_collect(void **state)
 			 -MV_ERANGE);
 }
 
+/* The write monitor: armed on private pages only, the MMU is told to
+ * write-protect, and a scanner sees which pages were written since. */
+static void write_monitor_hot_and_cold(void **state)
+{
+	struct fx_ctx *c = *state;
+	uint64_t armed = 0;
+	uint8_t b = 1;
+
+	for (uint64_t g = 0; g < 8; g++)
+		assert_int_equal(mv_vm_phys_write(c->vm, g << 12, &b, 1), 0);
+	assert_int_equal(mv_vm_write_monitor(c->vm, 0, 10, &armed), 0);
+	assert_int_equal(armed, 8);  /* pages 8 and 9 are ZERO */
+	assert_int_equal(c->notes.count[MV_NOTIFY_MONITOR], 1);
+	assert_int_equal(fx_state(c->vm, 9 << 12), MV_PAGE_ZERO);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(mv_vm_phys_write(c->vm, 2 << 12, &b, 1), 0);
+	assert_int_equal(mv_vm_phys_write(c->vm, 5 << 12, &b, 1), 0);
+	for (uint64_t g = 0; g < 8; g++) {
+		const struct mv_page *p = mv_vm_page(c->vm, g);
+		int hot = g == 2 || g == 5;
+
+		assert_int_equal(!!(mv_page_flags(p) & MV_PAGE_F_MONITOR_HIT), hot);
+		assert_int_equal(mv_page_state(p), hot ? MV_PAGE_ALLOCATED
+						       : MV_PAGE_WRITE_MONITORED);
+		assert_int_equal(mv_page_monitor_hits(p), hot);
+	}
+	/* re-arming clears the hit flag and counts the next hit */
+	assert_int_equal(mv_vm_write_monitor(c->vm, 2, 1, &armed), 0);
+	assert_int_equal(mv_page_flags(mv_vm_page(c->vm, 2)) & MV_PAGE_F_MONITOR_HIT,
+			 0);
+	assert_int_equal(mv_vm_phys_write(c->vm, 2 << 12, &b, 1), 0);
+	assert_int_equal(mv_page_monitor_hits(mv_vm_page(c->vm, 2)), 2);
+	assert_int_equal(mv_vm_write_monitor(c->vm, FX_HOLE_GPA >> 12, 1, NULL),
+			 -MV_ERANGE);
+}
+
+/* NULL objects give errors, never a crash. */
+static void null_arguments(void **state)
+{
+	uint8_t b;
+	void *p;
+	uint64_t g = 0;
+
+	(void)state;
+	assert_int_equal(mv_vm_phys_read(NULL, 0, &b, 1), -MV_EINVAL);
+	assert_int_equal(mv_vm_phys_write(NULL, 0, &b, 1), -MV_EINVAL);
+	assert_int_equal(mv_vm_gpa_to_hva(NULL, 0, 0, &p), -MV_EINVAL);
+	assert_int_equal(mv_vm_balloon_inflate(NULL, &g, 1), -MV_EINVAL);
+	assert_int_equal(mv_vm_reset(NULL), -MV_EINVAL);
+	assert_int_equal(mv_vm_share_pages(NULL, 0, NULL, 0), -MV_EINVAL);
+	assert_int_equal(mv_vm_request_post(NULL, NULL, NULL, NULL), -MV_EINVAL);
+	assert_int_equal(mv_vm_handler_deregister(NULL, 0), -MV_EINVAL);
+	assert_int_equal(mv_vm_get_stats(NULL, NULL), -MV_EINVAL);
+	assert_null(mv_vm_page(NULL, 0));
+	assert_int_equal(mv_vm_balloon_get_target(NULL), 0);
+	mv_vm_set_notify(NULL, NULL, NULL);
+	mv_vm_destroy(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +297,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(populate_and_reset, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(balloon_target, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(dirty_collect, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(write_monitor_hot_and_cold, fx_setup, fx_teardown),
+		cmocka_unit_test(null_arguments),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,7 +111,7 @@ static void chunk_destroy(struct mv_host *h, struct chunk *c)
 
 int chunk_reserve_new(struct mv_host *h, uint32_t n)
 {
-	uint32_t done = 0;
+	uint32_t done = 0, hwm = h->id_hwm;
 
 	if (h->cfg.seeded && h->nseeds < n)
 		return -MV_ENEEDSEED;
@@ -125,6 +125,7 @@ int chunk_reserve_new(struct mv_host *h, uint32_t n)
 	 * that a failed allocation leaves the pool as it found it. */
 	while (done--)
 		chunk_destroy(h, fs_pop_empty(h));
+	h->id_hwm = hwm;    /* every id above it was made and freed here */
 	return -MV_ENOMEM;
 }
 

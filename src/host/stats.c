@@ -3,13 +3,13 @@
 
 #include "pool.h"
 
-/* Descriptors and chunk headers, chunk-table entries in use, the id
- * bitmap and the free sets (the pool's and every VM's). */
+/* Descriptors and chunk headers, chunk-table entries and id-bitmap words
+ * in use, and the free sets (the pool's and every VM's). */
 static uint64_t metadata_bytes(const struct mv_host *h)
 {
 	return h->chunks * sizeof(struct chunk) +
 	       (uint64_t)h->id_hwm * sizeof(*h->table) +
-	       (uint64_t)h->id_words * sizeof(*h->id_bitmap) +
+	       (h->id_hwm + 63) / 64 * sizeof(*h->id_bitmap) +
 	       (2 + (uint64_t)h->nvms) * sizeof(struct free_set) +
 	       sizeof(h->private_bin_chunks);
 }

@@ -35,4 +35,13 @@ static inline mv_vmid vm_new(struct mv_host *h, uint64_t base)
 	return vm;
 }
 
+/* xorshift64: reproducible random test cases, a number below @n. */
+static inline uint64_t host_rnd(uint64_t *state, uint64_t n)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state % n;
+}
+
 #endif

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <cmocka.h>
 
 #include "host/host_test.h"
@@ -238,6 +240,37 @@ static void test_chunk_fd_maps_same_memory(void **state)
 	mv_host_destroy(h);
 }
 
+/* Host memory runs out half way through making chunks (the memfd may not
+ * grow past 8 MiB: chunk 4 cannot be made): -MV_ENOMEM, and no trace. */
+static void test_enomem_changes_nothing(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, BIG);
+	mv_page_id *ids = malloc(5 * MV_CHUNK_PAGES * sizeof(*ids));
+	struct rlimit old, lim = { 4ull * MV_CHUNK_SIZE, 4ull * MV_CHUNK_SIZE };
+	struct mv_host_stats before, after;
+
+	(void)state;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 1, NULL, 0, ids), 0);
+	assert_int_equal(mv_host_get_stats(h, &before), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 4 * MV_CHUNK_PAGES,
+				       NULL, 0, ids + 1), -MV_ENOMEM);
+	assert_int_equal(mv_host_get_stats(h, &after), 0);
+	assert_true(host_stats_equal(&before, &after));
+	assert_int_equal(pool_check(h), 0);
+	/* What fits still works. */
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 3 * MV_CHUNK_PAGES - 1,
+				       NULL, 0, ids + 1), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	free(ids);
+	mv_host_destroy(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_empty_cache_size),
 		cmocka_unit_test(test_rss_falls_when_chunks_released),
 		cmocka_unit_test(test_chunk_fd_maps_same_memory),
+		cmocka_unit_test(test_enomem_changes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

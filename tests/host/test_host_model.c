@@ -56,10 +56,7 @@ static void tally(int rc)
 
 static uint64_t rnd(struct model *m, uint64_t n)
 {
-	m->rng ^= m->rng << 13;
-	m->rng ^= m->rng >> 7;
-	m->rng ^= m->rng << 17;
-	return m->rng % n;
+	return host_rnd(&m->rng, n);
 }
 
 static uint64_t res_kind(const struct mv_reservation *r, int k)

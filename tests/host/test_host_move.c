@@ -193,6 +193,31 @@ static void test_refusal_changes_nothing(void **state)
 	teardown(o);
 }
 
+/* The owner re-files a page under another frame; the mover sees that. */
+static void test_set_gfn_reaches_mover(void **state)
+{
+	static const uint32_t nfree[3] = { 20, 30, 500 };
+	struct owner *o = setup(nfree);
+	uint64_t g = 0, g2 = 0;
+	mv_page_id id, new_id;
+
+	(void)state;
+	while (!o->map[g] || mv_page_chunk(o->map[g]) != 3)
+		g++;
+	while (o->map[g2])
+		g2++;
+	id = o->map[g];
+	assert_int_equal(mv_host_page_set_gfn(o->h, o->vm, id, g2), 0);
+	o->map[g2] = id;
+	o->map[g] = MV_NIL_PAGE;
+	fill(o, g2);
+	assert_int_equal(mv_host_move_page(o->h, id, &new_id), 0);
+	assert_int_equal(o->calls, 1);
+	assert_int_equal(o->map[g2], new_id);
+	check_all(o);
+	teardown(o);
+}
+
 static void test_move_bad_input(void **state)
 {
 	static const uint32_t nfree[3] = { 20, 30, 500 };
@@ -221,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_defragment_bounded),
 		cmocka_unit_test(test_move_page),
 		cmocka_unit_test(test_refusal_changes_nothing),
+		cmocka_unit_test(test_set_gfn_reaches_mover),
 		cmocka_unit_test(test_move_bad_input),
 	};
 

@@ -36,10 +36,7 @@ static int done_workers;
 
 static uint64_t rnd(struct worker *w, uint64_t n)
 {
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	return w->rng % n;
+	return host_rnd(&w->rng, n);
 }
 
 static uint64_t pattern(const struct worker *w, uint64_t gfn)

@@ -18,10 +18,18 @@
 /* Stands for the bytes of the MMIO range without callbacks. */
 static uint8_t dead_byte;
 
+/* Pages a handler may claim: low RAM and the ROM after it, high RAM. */
+#define CLAIM_PAGES (FX_RAM_PAGES + FX_ROM_SIZE / MV_PAGE_SIZE)
+
+enum { FREE, ACTIVE, DISABLED };
+
 struct model {
 	uint8_t low[FX_LOW_SIZE], high[FX_HIGH_SIZE];
 	uint8_t rom[FX_ROM_SIZE], mmio[FX_MMIO_SIZE];
 	uint8_t ballooned[FX_RAM_PAGES];
+	uint8_t claim[CLAIM_PAGES];          /* FREE / ACTIVE / DISABLED */
+	uint64_t claim_first[CLAIM_PAGES];   /* first gfn of its handler */
+	uint64_t handler_calls;              /* expected */
 };
 
 struct ctx {
@@ -30,6 +38,7 @@ struct ctx {
 	struct fx_device dev;
 	struct model m;
 	uint64_t rng;
+	uint64_t handler_calls;              /* seen */
 };
 
 static uint64_t rnd(struct ctx *c)
@@ -66,6 +75,31 @@ static int64_t ram_index(uint64_t gfn)
 	if (gfn - (FX_HIGH_GPA >> 12) < FX_HIGH_SIZE >> 12)
 		return (int64_t)(gfn - (FX_HIGH_GPA >> 12) + (FX_LOW_SIZE >> 12));
 	return -1;
+}
+
+static int64_t claim_index(uint64_t gfn)
+{
+	if (gfn < (FX_ROM_GPA + FX_ROM_SIZE) >> 12)
+		return (int64_t)gfn;
+	if (gfn - (FX_HIGH_GPA >> 12) < FX_HIGH_SIZE >> 12)
+		return (int64_t)(gfn - (FX_HIGH_GPA >> 12)) +
+		       ((FX_ROM_GPA + FX_ROM_SIZE) >> 12);
+	return -1;
+}
+
+static int claimed_active(const struct model *m, uint64_t gfn)
+{
+	int64_t i = claim_index(gfn);
+
+	return i >= 0 && m->claim[i] == ACTIVE;
+}
+
+/* A phys write of [gpa, gpa + len) calls the handler once per piece on an
+ * active page. */
+static void count_handled(struct model *m, uint64_t gpa, size_t len)
+{
+	for (uint64_t g = gpa >> 12; g <= (gpa + len - 1) >> 12; g++)
+		m->handler_calls += (uint64_t)claimed_active(m, g);
 }
 
 static int model_span_ok(struct model *m, uint64_t gpa, size_t len)
@@ -144,15 +178,23 @@ static void op_write(struct ctx *c, int direct)
 	ok = model_span_ok(&c->m, gpa, len);
 	fx_fill(buf, len, (uint32_t)rnd(c));
 	if (direct) {
+		enum mv_page_type t = MV_PAGE_RAM;
+		int slow = ok && (!model_byte(&c->m, gpa, &t) ||
+				  t != MV_PAGE_RAM ||
+				  claimed_active(&c->m, gpa >> 12));
+
 		rc = mv_vm_gpa_to_hva(c->vm, gpa, 1, &ptr);
-		if (rc == MV_VM_SLOW_PATH)
+		assert_int_equal(rc, slow ? MV_VM_SLOW_PATH
+					  : ok ? 0 : -MV_ERANGE);
+		if (slow)
 			return;
-		assert_int_equal(rc, ok ? 0 : -MV_ERANGE);
 		if (!rc)
 			*(uint8_t *)ptr = buf[0];
 	} else {
 		rc = mv_vm_phys_write(c->vm, gpa, buf, len);
 		assert_int_equal(rc, ok ? 0 : -MV_ERANGE);
+		if (ok)
+			count_handled(&c->m, gpa, len);
 	}
 	if (ok)
 		model_write(&c->m, gpa, buf, len);
@@ -184,6 +226,7 @@ static void op_share(struct ctx *c)
 		return;
 	assert_int_equal(mv_vm_phys_read(c->vm, a << 12, page, 4096), 0);
 	assert_int_equal(mv_vm_phys_write(c->vm, b << 12, page, 4096), 0);
+	count_handled(&c->m, b << 12, 4096);
 	model_write(&c->m, b << 12, page, 4096);
 	assert_int_equal(mv_vm_share_pages(c->vm, a, c->vm, b), 0);
 }
@@ -237,6 +280,77 @@ static void op_populate(struct ctx *c)
 		model_write(&c->m, g << 12, data, n * 4096);
 }
 
+static int count_write(void *opaque, struct mv_vm *vm, uint64_t gpa,
+		       void *buf, size_t len, enum mv_access acc)
+{
+	struct ctx *c = opaque;
+
+	(void)vm;
+	(void)gpa;
+	(void)buf;
+	(void)len;
+	if (acc == MV_ACCESS_WRITE)
+		c->handler_calls++;
+	return MV_HANDLER_DEFAULT;
+}
+
+static int model_register(struct model *m, uint64_t g, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (claim_index(g + i) < 0)
+			return -MV_ERANGE;
+	for (uint32_t i = 0; i < n; i++)
+		if (m->claim[claim_index(g + i)] != FREE)
+			return -MV_EEXIST;
+	for (uint32_t i = 0; i < n; i++) {
+		m->claim[claim_index(g + i)] = ACTIVE;
+		m->claim_first[claim_index(g + i)] = g;
+	}
+	return 0;
+}
+
+static void model_deregister(struct model *m, uint64_t first)
+{
+	for (uint64_t i = 0; i < CLAIM_PAGES; i++)
+		if (m->claim[i] != FREE && m->claim_first[i] == first)
+			m->claim[i] = FREE;
+}
+
+/* Register, deregister, disable or enable a WRITE handler that lets every
+ * write through (MV_HANDLER_DEFAULT) and counts it. */
+static void op_handler(struct ctx *c)
+{
+	uint64_t g = pick_ram_gfn(c);
+	int64_t i = claim_index(g);
+	uint32_t n = (uint32_t)(rnd(c) % 4) + 1;
+	int held = c->m.claim[i] != FREE, rc;
+
+	switch (rnd(c) % 4) {
+	case 0:
+	case 1:
+		rc = mv_vm_handler_register(c->vm, MV_HANDLER_WRITE, g << 12,
+					    (uint64_t)n << 12, count_write, c);
+		assert_int_equal(rc, model_register(&c->m, g, n));
+		break;
+	case 2:
+		rc = mv_vm_handler_deregister(c->vm, g << 12);
+		assert_int_equal(rc, held ? 0 : -MV_ENOENT);
+		if (held)
+			model_deregister(&c->m, c->m.claim_first[i]);
+		break;
+	default:
+		if (c->m.claim[i] == DISABLED)
+			rc = mv_vm_handler_page_enable(c->vm, g << 12);
+		else
+			rc = mv_vm_handler_page_disable(c->vm, g << 12);
+		assert_int_equal(rc, held ? 0 : -MV_ENOENT);
+		if (held)
+			c->m.claim[i] = c->m.claim[i] == DISABLED ? ACTIVE
+								  : DISABLED;
+		break;
+	}
+}
+
 static void op_misc(struct ctx *c)
 {
 	uint64_t g = pick_ram_gfn(c);
@@ -281,6 +395,17 @@ static void check_everything(struct ctx *c)
 			 st.pages[MV_PAGE_WRITE_MONITORED] + st.handy);
 	assert_true(hs.ballooned <= st.pages[MV_PAGE_BALLOONED]);
 	assert_int_equal(hs.shared_refs, st.pages[MV_PAGE_SHARED]);
+	assert_int_equal(c->handler_calls, c->m.handler_calls);
+	for (uint64_t i = 0; i < CLAIM_PAGES; i++) {
+		static const enum mv_handler_state want[] = {
+			[FREE] = MV_HSTATE_NONE, [ACTIVE] = MV_HSTATE_WRITE,
+			[DISABLED] = MV_HSTATE_DISABLED };
+		uint64_t low_end = (FX_ROM_GPA + FX_ROM_SIZE) >> 12;
+		uint64_t g = i < low_end ? i : (FX_HIGH_GPA >> 12) + i - low_end;
+
+		assert_int_equal(mv_page_hstate(mv_vm_page(c->vm, g)),
+				 want[c->m.claim[i]]);
+	}
 }
 
 static void run_seed(uint64_t seed, uint32_t map_max)
@@ -295,13 +420,14 @@ static void run_seed(uint64_t seed, uint32_t map_max)
 	assert_int_equal(fx_create(c.host, &c.dev, MV_BALLOON_WRITE_DEFLATE,
 				   map_max, &c.vm), 0);
 	for (uint32_t step = 0; step < 3000; step++) {
-		switch (rnd(&c) % 10) {
+		switch (rnd(&c) % 11) {
 		case 0: case 1: case 2: op_write(&c, 0); break;
 		case 3: op_write(&c, 1); break;
 		case 4: case 5: op_read(&c); break;
 		case 6: op_share(&c); break;
 		case 7: op_balloon(&c); break;
 		case 8: op_populate(&c); break;
+		case 9: op_handler(&c); break;
 		default: op_misc(&c); break;
 		}
 		if (step % 500 == 499)

@@ -1,0 +1,135 @@
+/* libFuzzer target: arbitrary sequences of guest-physical API calls with
+ * arbitrary addresses, lengths and frame lists, on a small VM (RAM on both
+ * sides of a hole, a ROM, an MMIO window). Every call must return 0, a
+ * positive slow-path answer or a negative code: never crash, never touch
+ * memory outside the guest (ASan watches). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <memvisor/vm.h>
+
+struct input {
+	const uint8_t *p;
+	size_t n;
+};
+
+static uint64_t take(struct input *in, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes && in->n; i++, in->n--)
+		v |= (uint64_t)*in->p++ << (8 * i);
+	return v;
+}
+
+/* Addresses cluster around the layout's edges, with full 64-bit noise. */
+static uint64_t gpa_of(struct input *in)
+{
+	static const uint64_t bases[8] = { 0, 0x40000, 0x80000, 0x90000,
+					   0x100000, 0x100000000ull,
+					   0x100040000ull, 1ull << 52 };
+	uint8_t sel = (uint8_t)take(in, 1);
+
+	if (sel >= 0xF0)
+		return take(in, 8);
+	return bases[sel & 7] + take(in, 2) - 0x8000;
+}
+
+static int dev_read(void *o, uint64_t off, void *buf, size_t len)
+{
+	(void)o;
+	memset(buf, (int)(off & 0xff), len);
+	return off == 0x666 ? -MV_EIO : 0;
+}
+
+static int dev_write(void *o, uint64_t off, const void *buf, size_t len)
+{
+	(void)o;
+	(void)buf;
+	(void)len;
+	return off == 0x777 ? -MV_EIO : 0;
+}
+
+static int handler(void *o, struct mv_vm *vm, uint64_t gpa, void *buf,
+		   size_t len, enum mv_access acc)
+{
+	(void)o;
+	(void)vm;
+	if (acc == MV_ACCESS_READ && (gpa & 1))
+		memset(buf, 0xAB, len);
+	return (int)(gpa % 3) - 1;  /* error, done or default */
+}
+
+static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
+{
+	uint64_t gfns[8], g = gpa_of(in);
+	size_t len = take(in, 2) % (3 * MV_PAGE_SIZE);
+	uint32_t n = (uint32_t)take(in, 1) % 8 + 1;
+	void *ptr;
+
+	for (uint32_t i = 0; i < n; i++)
+		gfns[i] = gpa_of(in) >> MV_PAGE_SHIFT;
+	switch (take(in, 1) % 14) {
+	case 0: mv_vm_phys_read(vm, g, buf, len); break;
+	case 1: mv_vm_phys_write(vm, g, buf, len); break;
+	case 2:
+		/* a read pointer may be the read-only zero page: load only */
+		if (mv_vm_gpa_to_hva(vm, g, (int)(len & 1), &ptr) == 0) {
+			if (len & 1)
+				*(volatile uint8_t *)ptr = 1;
+			else
+				buf[0] = *(volatile uint8_t *)ptr;
+		}
+		break;
+	case 3: mv_vm_share_pages(vm, gfns[0], vm, gfns[1 % n]); break;
+	case 4: mv_vm_balloon_inflate(vm, gfns, n); break;
+	case 5: mv_vm_balloon_deflate(vm, gfns, n); break;
+	case 6: mv_vm_phys_populate(vm, g >> MV_PAGE_SHIFT, n % 3, buf); break;
+	case 7:
+		mv_vm_handler_register(vm, (enum mv_handler_kind)(n % 4), g, len,
+				       handler, NULL);
+		break;
+	case 8: mv_vm_handler_deregister(vm, g); break;
+	case 9: mv_vm_handler_page_disable(vm, g); break;
+	case 10: mv_vm_handler_page_enable(vm, g); break;
+	case 11: mv_vm_write_monitor(vm, g >> MV_PAGE_SHIFT, n, NULL); break;
+	case 12: mv_vm_dirty_collect(vm, g >> MV_PAGE_SHIFT, n * 64,
+				     (uint64_t *)buf); break;
+	default: mv_vm_reset(vm); break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t buf[3 * MV_PAGE_SIZE];
+	static const uint8_t rom[100] = "rom";
+	struct mv_vm_range r[4] = {
+		{ .type = MV_PAGE_RAM, .gpa = 0, .size = 0x80000 },
+		{ .type = MV_PAGE_ROM, .gpa = 0x80000, .size = 0x10000,
+		  .rom_data = rom, .rom_size = sizeof(rom) },
+		{ .type = MV_PAGE_MMIO, .gpa = 0x100000, .size = 0x2000,
+		  .read = dev_read, .write = dev_write },
+		{ .type = MV_PAGE_RAM, .gpa = 0x100000000ull, .size = 0x40000 },
+	};
+	struct input in = { data, size };
+	struct mv_vm_config cfg = { .ranges = r, .nranges = 4,
+				    .handy_low = 2, .handy_high = 8,
+				    .balloon_policy = (enum mv_balloon_policy)
+					    (size & 1),
+				    .map_chunks_max = (uint32_t)(size % 3) };
+	struct mv_host *host;
+	struct mv_vm *vm;
+
+	if (mv_host_create(NULL, &host))
+		return 0;
+	if (mv_vm_create(host, &cfg, &vm) == 0) {
+		while (in.n)
+			one_call(vm, &in, buf);
+		mv_vm_destroy(vm);
+	}
+	mv_host_destroy(host);
+	return 0;
+}

@@ -134,6 +134,20 @@ static inline enum mv_page_state fx_state(struct mv_vm *vm, uint64_t gpa)
 	return p ? mv_page_state(p) : MV_PAGE_STATES;
 }
 
+/* A VM with one RAM range of @pages at gpa 0 (handy 0/0: defaults). */
+static inline struct mv_vm *fx_ram_vm(struct mv_host *host, uint64_t pages,
+				      uint32_t handy_low, uint32_t handy_high)
+{
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = pages * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .handy_low = handy_low,
+				    .handy_high = handy_high };
+	struct mv_vm *vm = NULL;
+
+	return mv_vm_create(host, &cfg, &vm) ? NULL : vm;
+}
+
 /* The usual test state: a pool, one fixture VM (deflate policy, no
  * mapping cache) and its notification log. */
 struct fx_ctx {

@@ -25,18 +25,6 @@ static uint64_t rss_bytes(void)
 	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static struct mv_vm *big_vm(struct mv_host *host, enum mv_balloon_policy pol)
-{
-	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
-				 .size = (uint64_t)BIG_PAGES * MV_PAGE_SIZE };
-	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
-				    .balloon_policy = pol };
-	struct mv_vm *vm;
-
-	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
-	return vm;
-}
-
 static void touch_all(struct mv_vm *vm, uint32_t n)
 {
 	uint8_t page[MV_PAGE_SIZE];
@@ -62,7 +50,8 @@ static void rss_falls(void **state)
 	(void)state;
 	assert_int_equal(mv_host_create(&hc, &host), 0);
 	base = rss_bytes();
-	vm = big_vm(host, MV_BALLOON_WRITE_DEFLATE);
+	vm = fx_ram_vm(host, BIG_PAGES, 0, 0);
+	assert_non_null(vm);
 	touch_all(vm, BIG_PAGES);
 	full = rss_bytes();
 	assert_true(full - base >= 60ull << 20);

@@ -9,19 +9,6 @@
 
 #include "phys/fixture.h"
 
-static struct mv_vm *vm_with(struct mv_host *host, uint64_t pages,
-			     uint32_t low, uint32_t high)
-{
-	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
-				 .size = pages * MV_PAGE_SIZE };
-	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
-				    .handy_low = low, .handy_high = high };
-	struct mv_vm *vm;
-
-	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
-	return vm;
-}
-
 static void watermarks(void **state)
 {
 	struct mv_host *host;
@@ -32,7 +19,8 @@ static void watermarks(void **state)
 
 	(void)state;
 	assert_int_equal(mv_host_create(NULL, &host), 0);
-	vm = vm_with(host, 256, 4, 16);
+	vm = fx_ram_vm(host, 256, 4, 16);
+	assert_non_null(vm);
 	assert_int_equal(mv_vm_get_stats(vm, &st), 0);
 	assert_int_equal(st.handy, 0);        /* nothing until first needed */
 	for (uint64_t g = 0; g < 13; g++)
@@ -77,7 +65,8 @@ static void refill_shrinks_to_fit(void **state)
 
 	(void)state;
 	assert_int_equal(mv_host_create(&hc, &host), 0);
-	vm = vm_with(host, 64, 4, 16);
+	vm = fx_ram_vm(host, 64, 4, 16);
+	assert_non_null(vm);
 	while ((rc = mv_vm_phys_write(vm, g << 12, &b, 1)) == 0)
 		g++;
 	assert_int_equal(rc, -MV_EBUDGET);

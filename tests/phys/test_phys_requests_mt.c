@@ -58,17 +58,6 @@ static void *post_many(void *arg)
 	return NULL;
 }
 
-static struct mv_vm *small_vm(struct mv_host *host)
-{
-	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
-				 .size = 256 * MV_PAGE_SIZE };
-	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1 };
-	struct mv_vm *vm;
-
-	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
-	return vm;
-}
-
 static void many_posters(void **state)
 {
 	struct mv_host *host;
@@ -81,7 +70,8 @@ static void many_posters(void **state)
 	(void)state;
 	memset(&log, 0, sizeof(log));
 	assert_int_equal(mv_host_create(NULL, &host), 0);
-	vm = small_vm(host);
+	vm = fx_ram_vm(host, 256, 0, 0);
+	assert_non_null(vm);
 	for (uint32_t i = 0; i < POSTERS; i++) {
 		p[i].vm = vm;
 		p[i].log = &log;
@@ -158,7 +148,8 @@ static void waiting_with_results(void **state)
 	memset(&log, 0, sizeof(log));
 	atomic_store(&stop, 0);
 	assert_int_equal(mv_host_create(NULL, &host), 0);
-	vm = small_vm(host);
+	vm = fx_ram_vm(host, 256, 0, 0);
+	assert_non_null(vm);
 	pthread_create(&vt, NULL, vm_thread, vm);
 	for (uint32_t i = 0; i < POSTERS; i++) {
 		w[i] = (struct waiter){ vm, &log, i, (int)(i & 1), 0 };
@@ -212,8 +203,9 @@ static void sharing_and_moving_requests(void **state)
 	(void)state;
 	atomic_store(&stop, 0);
 	assert_int_equal(mv_host_create(NULL, &host), 0);
-	a = small_vm(host);
-	b = small_vm(host);
+	a = fx_ram_vm(host, 256, 0, 0);
+	b = fx_ram_vm(host, 256, 0, 0);
+	assert_true(a && b);
 	fx_fill(page, sizeof(page), 4);
 	assert_int_equal(mv_vm_phys_write(a, 7 << 12, page, 4096), 0);
 	assert_int_equal(mv_vm_phys_write(b, 7 << 12, page, 4096), 0);

@@ -15,11 +15,14 @@ int pool_ensure_free(struct mv_host *h, uint64_t n, bool shared)
 					       MV_CHUNK_PAGES));
 }
 
+/* The hint serves only while partly used: once it is empty, the VM's other
+ * partly used chunks come first. */
 static bool hint_usable(const struct mv_host *h, uint32_t id)
 {
 	const struct chunk *c = id && id < h->id_hwm ? h->table[id] : NULL;
 
-	return c && c->free_count && !(c->flags & CHUNK_SHARED);
+	return c && c->free_count && c->free_count < MV_CHUNK_PAGES &&
+	       !(c->flags & CHUNK_SHARED);
 }
 
 static bool any_chunk(struct chunk *c, void *arg)

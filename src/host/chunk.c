@@ -1,6 +1,5 @@
 /* Chunk lifetime: ids from a bitmap, memory from the pool's memfd (or from
  * seeded memory), and giving that memory back when a chunk is released. */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>

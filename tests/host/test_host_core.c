@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <cmocka.h>
 
@@ -64,16 +65,43 @@ static void test_alloc_free_roundtrip(void **state)
 	mv_host_destroy(h);
 }
 
+/* The permissions of the mapping holding @p, from /proc/self/maps. */
+static void mapping_perms(const void *p, char perms[5])
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	unsigned long lo, hi;
+
+	assert_non_null(f);
+	perms[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
+		    (uintptr_t)p >= lo && (uintptr_t)p < hi)
+			break;
+	fclose(f);
+}
+
 static void test_zero_page(void **state)
 {
 	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 2);
+	mv_vmid vm = vm_new(h, 16);
 	const unsigned char *z = mv_host_page_ptr(h, MV_ZERO_PAGE);
+	char perms[5];
 
 	(void)state;
 	assert_non_null(z);
 	for (unsigned i = 0; i < MV_PAGE_SIZE; i++)
 		assert_int_equal(z[i], 0);
 	assert_null(mv_host_page_ptr(h, MV_NIL_PAGE));
+	/* Read-only: nothing can write it. */
+	mapping_perms(z, perms);
+	assert_string_equal(perms, "r--p");
+	/* Nor free it, share it, or copy into it. */
+	assert_int_equal(mv_host_free(h, vm, 1, &(mv_page_id){ MV_ZERO_PAGE }),
+			 -MV_EINVAL);
+	assert_int_equal(mv_host_share_get(h, vm, MV_ZERO_PAGE), -MV_EINVAL);
+	assert_int_equal(mv_host_share_put(h, vm, MV_ZERO_PAGE), -MV_EINVAL);
+	assert_ptr_equal(mv_host_page_ptr(h, MV_ZERO_PAGE), z);
 	mv_host_destroy(h);
 }
 

@@ -44,6 +44,7 @@ struct model {
 
 /* Outcomes seen, so that a run proves it reached every path. */
 static unsigned seen_ok, seen_res, seen_budget, seen_bad, seen_busy;
+static uint64_t seen_moved;
 
 static void tally(int rc)
 {
@@ -258,6 +259,51 @@ static void op_destroy(struct model *m, struct mvm *v)
 		memset(v, 0, sizeof(*v));
 }
 
+/* The model VM's mover: re-file the page under its new id, content copied. */
+static int model_mover(void *opaque, mv_vmid vm, uint64_t gfn, mv_page_id old_id,
+		       mv_page_id new_id)
+{
+	struct model *m = opaque;
+
+	(void)gfn;
+	for (int i = 0; i < NVM; i++) {
+		struct mvm *v = &m->vm[i];
+
+		for (uint32_t p = 0; v->h == vm && p < v->n; p++) {
+			if (v->pages[p].id != old_id)
+				continue;
+			if (rnd(m, 8) == 0)
+				return -1;      /* refuse now and then */
+			assert_int_equal(mv_host_page_copy(m->h, new_id, old_id), 0);
+			v->pages[p].id = new_id;
+			return 0;
+		}
+	}
+	fail_msg("mover called for a page the model does not know");
+	return -1;
+}
+
+static void op_move(struct model *m, struct mvm *v)
+{
+	mv_page_id new_id = 0;
+	uint32_t moved;
+
+	if (rnd(m, 2)) {
+		assert_int_equal(mv_host_defragment(m->h, 1 + (uint32_t)rnd(m, 64),
+						    &moved), 0);
+		return;
+	}
+	if (!v->n)
+		return;
+	uint32_t p = (uint32_t)rnd(m, v->n);
+	mv_page_id old = v->pages[p].id;
+	int rc = mv_host_move_page(m->h, old, &new_id);
+
+	assert_true(rc == 0 || rc == -MV_ENOENT || rc == -MV_EBUDGET ||
+		    rc == -MV_EBUSY);
+	assert_int_equal(v->pages[p].id, rc ? old : new_id);
+}
+
 static void op_create(struct model *m, struct mvm *v)
 {
 	struct mv_reservation r = random_res(m);
@@ -270,6 +316,7 @@ static void op_create(struct model *m, struct mvm *v)
 	memset(v, 0, sizeof(*v));
 	v->h = h;
 	v->res = r;
+	assert_int_equal(mv_host_vm_set_mover(m->h, h, model_mover, m), 0);
 }
 
 static void check_all(struct model *m)
@@ -336,6 +383,8 @@ static void step(struct model *m)
 		op_reserve(m, v);
 	else if (op < 94)
 		op_destroy(m, v);
+	else
+		op_move(m, v);
 }
 
 static void run_model(uint64_t seed, uint64_t budget, enum mv_overcommit oc)
@@ -353,6 +402,10 @@ static void run_model(uint64_t seed, uint64_t budget, enum mv_overcommit oc)
 			check_all(m);
 	}
 	check_all(m);
+	struct mv_host_stats st;
+
+	assert_int_equal(mv_host_get_stats(m->h, &st), 0);
+	seen_moved += st.pages_moved;
 	mv_host_destroy(m->h);
 	free(m);
 }
@@ -361,12 +414,14 @@ static void test_model_overcommit(void **state)
 {
 	(void)state;
 	seen_ok = seen_res = seen_budget = seen_bad = seen_busy = 0;
+	seen_moved = 0;
 	for (uint64_t seed = 1; seed <= 6; seed++)
 		run_model(seed * 0x9e3779b97f4a7c15ull, 2500, MV_OVERCOMMIT_ALLOW);
-	print_message("ok %u reservation %u budget %u invalid %u busy %u\n",
-		      seen_ok, seen_res, seen_budget, seen_bad, seen_busy);
+	print_message("ok %u reservation %u budget %u invalid %u busy %u, "
+		      "%llu pages moved\n", seen_ok, seen_res, seen_budget,
+		      seen_bad, seen_busy, (unsigned long long)seen_moved);
 	assert_true(seen_ok > 1000 && seen_res > 10 && seen_budget > 10 &&
-		    seen_bad > 10 && seen_busy > 0);
+		    seen_bad > 10 && seen_busy > 0 && seen_moved > 50);
 }
 
 static void test_model_no_overcommit(void **state)

@@ -80,15 +80,22 @@ static void report(struct demo *d, const char *step, const char *fmt, ...)
 
 /* ---- guest content ------------------------------------------------------ */
 
-/* The first d->common frames are the same in every guest (think: the same
- * kernel image); the rest differ per VM. */
+/* Word @i of frame @gfn of VM @v. The first d->common frames are the same
+ * in every guest (think: the same kernel image); the rest differ per VM. */
+static uint64_t frame_word(const struct demo *d, uint32_t v, uint64_t gfn,
+			   unsigned i)
+{
+	uint64_t seed = gfn < d->common ? gfn : (uint64_t)(v + 1) << 40 | gfn;
+
+	return seed * 0x9e3779b97f4a7c15ull + i;
+}
+
 static void write_frame(struct demo *d, uint32_t v, uint64_t gfn)
 {
 	uint64_t *p = mv_host_page_ptr(d->host, d->vm[v].map[gfn]);
-	uint64_t seed = gfn < d->common ? gfn : (uint64_t)(v + 1) << 40 | gfn;
 
 	for (unsigned i = 0; i < MV_PAGE_SIZE / 8; i += 8)
-		p[i] = seed * 0x9e3779b97f4a7c15ull + i;
+		p[i] = frame_word(d, v, gfn, i);
 }
 
 /* ---- the mover: how this "VMM" lets the pool move its pages ------------- */
@@ -305,10 +312,9 @@ static int step_shutdown(struct demo *d)
 	return 0;
 }
 
-/* Punch holes in every VM's memory, then let the pool compact it. */
-static int step_defragment(struct demo *d)
+/* The guests free 3 of every 4 frames: every chunk stays, partly used. */
+static int step_holes(struct demo *d)
 {
-	uint32_t moved = 0;
 	int rc = 0;
 
 	for (uint32_t v = 0; v < d->nvms && !rc; v++)
@@ -320,7 +326,14 @@ static int step_defragment(struct demo *d)
 		return rc;
 	report(d, "holes", "the guests freed 3 of every 4 of their frames: "
 	       "chunks stay, each partly used");
-	rc = mv_host_defragment(d->host, UINT32_MAX, &moved);
+	return 0;
+}
+
+static int step_defragment(struct demo *d)
+{
+	uint32_t moved = 0;
+	int rc = mv_host_defragment(d->host, UINT32_MAX, &moved);
+
 	if (rc)
 		return rc;
 	report(d, "defrag", "%u pages moved into fuller chunks, the emptied "
@@ -328,17 +341,15 @@ static int step_defragment(struct demo *d)
 	return 0;
 }
 
-static int verify(struct demo *d)
+static int step_verify(struct demo *d)
 {
 	for (uint32_t v = 0; v < d->nvms; v++) {
 		struct demo_vm *vm = &d->vm[v];
 
 		for (uint64_t gfn = 0; vm->alive && gfn < d->pages; gfn++) {
 			const uint64_t *p = mv_host_page_ptr(d->host, vm->map[gfn]);
-			uint64_t seed = gfn < d->common ? gfn
-							: (uint64_t)(v + 1) << 40 | gfn;
 
-			if (vm->map[gfn] && p[8] != seed * 0x9e3779b97f4a7c15ull + 8) {
+			if (vm->map[gfn] && p[8] != frame_word(d, v, gfn, 8)) {
 				fprintf(stderr, "memvisor run: vm %u gfn %llu lost its "
 					"content\n", vm->id, (unsigned long long)gfn);
 				return -MV_ECORRUPT;
@@ -456,7 +467,8 @@ static int run_main(int argc, char **argv)
 {
 	static int (*const steps[])(struct demo *) = {
 		step_create, step_boot, step_balloon, step_share, step_retry,
-		step_shutdown, step_defragment, verify, step_guests,
+		step_shutdown, step_holes, step_defragment, step_verify,
+		step_guests,
 	};
 	struct demo d = { 0 };
 	int rc = parse_args(argc, argv, &d);

@@ -158,6 +158,8 @@ expect_exit "no cr3" 2 --image "$L4" 0x1000
 expect_exit "bad hex" 2 --image "$L4" --cr3 0xzz 0x1000
 expect_exit "bad VA" 2 "${LONG4[@]}" 12g4
 expect_exit "negative VA" 2 "${LONG4[@]}" -- -1
+expect_exit "VA with a space" 2 "${LONG4[@]}" " 12"
+expect_exit "VA with a sign" 2 "${LONG4[@]}" +12
 expect_exit "bad mode" 2 "${LONG4[@]}" --mode long6 0x1000
 expect_exit "bad access" 2 "${LONG4[@]}" --access rw 0x1000
 expect_exit "unknown option" 2 "${LONG4[@]}" --frobnicate 0x1000

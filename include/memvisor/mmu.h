@@ -63,6 +63,14 @@ struct mv_gmem_flat {
 int mv_gmem_flat_init(struct mv_gmem *gm, struct mv_gmem_flat *flat,
 		      void *mem, uint64_t base, uint64_t size, bool writable);
 
+/* A VM's guest-physical memory (include/memvisor/vm.h): RAM read and
+ * updated in place (an A/D write makes a ZERO or SHARED page private first,
+ * as a guest store would), pages under a physical handler through the
+ * handler, MMIO and holes UNBACKED, ROM READONLY. Valid while the VM lives.
+ * -MV_EINVAL for NULL arguments. */
+struct mv_vm;
+int mv_gmem_vm_init(struct mv_gmem *gm, struct mv_vm *vm);
+
 /* ---------------------------------------------------------------------
  * Paging registers and the CPU model. */
 #define MV_CR0_PE (1ull << 0)

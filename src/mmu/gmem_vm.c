@@ -1,0 +1,128 @@
+/* A VM's guest-physical memory (src/phys/) behind the walker's mv_gmem.
+ *
+ * Page-table reads and A/D updates take the same roads as any guest access:
+ * RAM goes straight to the backing host page (a write first makes the page
+ * private, so an A/D update on a shared or zero page breaks it like a guest
+ * store would); a page a handler watches goes through mv_vm_phys_read /
+ * mv_vm_phys_write so the handler sees the access; MMIO and holes are
+ * UNBACKED (the walker reports MV_WALK_NOT_RAM); ROM and a refused write to
+ * a ballooned page drop the A/D write (READONLY).
+ *
+ * Each call holds the VM lock (recursive) for its whole duration: the host
+ * pointer from mv_vm_gpa_to_hva is only stable under it, and it makes the
+ * slow-path compare-and-write atomic against every other slow-path writer.
+ */
+#include <string.h>
+
+#include <memvisor/mmu.h>
+#include <memvisor/vm.h>
+
+static uint64_t load(const void *p, unsigned size)
+{
+	if (size == 8)
+		return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED);
+	return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED);
+}
+
+static bool compare_exchange(void *p, unsigned size, uint64_t old,
+			     uint64_t val)
+{
+	if (size == 8)
+		return __atomic_compare_exchange_n((uint64_t *)p, &old, val,
+						   false, __ATOMIC_SEQ_CST,
+						   __ATOMIC_SEQ_CST);
+	uint32_t expect = (uint32_t)old;
+
+	return __atomic_compare_exchange_n((uint32_t *)p, &expect,
+					   (uint32_t)val, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static bool is_type(struct mv_vm *vm, uint64_t gpa, enum mv_page_type t)
+{
+	const struct mv_page *p = mv_vm_page(vm, gpa >> MV_PAGE_SHIFT);
+
+	return p && mv_page_type(p) == t;
+}
+
+/* A read a handler must see (MV_HSTATE_ALL on RAM or ROM). */
+static int slow_read(struct mv_vm *vm, uint64_t gpa, unsigned size,
+		     uint64_t *val)
+{
+	uint64_t v = 0;
+
+	if (is_type(vm, gpa, MV_PAGE_MMIO))
+		return MV_GMEM_UNBACKED;
+	if (mv_vm_phys_read(vm, gpa, &v, size))
+		return MV_GMEM_UNBACKED;
+	*val = v;
+	return MV_GMEM_OK;
+}
+
+static int vm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct mv_vm *vm = opaque;
+	void *p;
+	int rc;
+
+	mv_vm_lock(vm);
+	rc = mv_vm_gpa_to_hva(vm, gpa, 0, &p);
+	if (rc == 0)
+		*val = load(p, size);
+	else if (rc == MV_VM_SLOW_PATH)
+		rc = slow_read(vm, gpa, size, val);
+	else
+		rc = MV_GMEM_UNBACKED;
+	mv_vm_unlock(vm);
+	return rc;
+}
+
+/* A write a handler must see, or one to ROM or MMIO. */
+static int slow_cmpxchg(struct mv_vm *vm, uint64_t gpa, unsigned size,
+			uint64_t old, uint64_t val)
+{
+	uint64_t cur = 0;
+
+	if (is_type(vm, gpa, MV_PAGE_MMIO))
+		return MV_GMEM_UNBACKED;
+	if (is_type(vm, gpa, MV_PAGE_ROM))
+		return MV_GMEM_READONLY;
+	if (mv_vm_phys_read(vm, gpa, &cur, size))
+		return MV_GMEM_UNBACKED;
+	if (cur != old)
+		return MV_GMEM_CHANGED;
+	return mv_vm_phys_write(vm, gpa, &val, size) ? MV_GMEM_READONLY
+						     : MV_GMEM_OK;
+}
+
+static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
+		      uint64_t val)
+{
+	struct mv_vm *vm = opaque;
+	void *p;
+	int rc;
+
+	mv_vm_lock(vm);
+	rc = mv_vm_gpa_to_hva(vm, gpa, 1, &p);
+	if (rc == 0)
+		rc = compare_exchange(p, size, old, val) ? MV_GMEM_OK
+							 : MV_GMEM_CHANGED;
+	else if (rc == MV_VM_SLOW_PATH)
+		rc = slow_cmpxchg(vm, gpa, size, old, val);
+	else if (rc == -MV_ERANGE)
+		rc = MV_GMEM_UNBACKED;
+	else
+		rc = MV_GMEM_READONLY;  /* e.g. a write refused by the balloon */
+	mv_vm_unlock(vm);
+	return rc;
+}
+
+int mv_gmem_vm_init(struct mv_gmem *gm, struct mv_vm *vm)
+{
+	if (!gm || !vm)
+		return -MV_EINVAL;
+	gm->read = vm_read;
+	gm->cmpxchg = vm_cmpxchg;
+	gm->opaque = vm;
+	return 0;
+}

@@ -3,6 +3,8 @@
  *     tables in cache), ns per walk; baseline: the same four dependent
  *     loads of the same entries, done inline.
  *   mmu.walk4_write: the same for a write (D already set).
+ *   mmu.walk4_read_vm: the read walk with the tables in a VM's
+ *     guest-physical memory (mv_gmem_vm_init); baseline: mmu.walk4_read.
  *   mmu.dump_long4 / mmu.dump_long5: mv_walk_dump of a synthetic Linux-like
  *     address space (user 4 KiB pages, a 2 MiB-page direct map, kernel
  *     text, vmalloc), ms per dump; baseline: a plain scan reading every
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include <memvisor/mmu.h>
+#include <memvisor/vm.h>
 
 #include "bench.h"
 
@@ -195,6 +198,31 @@ static void bench_dump(const char *name, unsigned levels)
 		(unsigned long long)(next_table - 0x1000) / 1024);
 }
 
+/* The same walks with the tables in a VM's guest-physical memory. */
+static double walk_vm_ns(const struct mv_cpu_regs *r, const uint64_t *vas,
+			 unsigned nva)
+{
+	struct mv_vm_range ram = { .type = MV_PAGE_RAM, .size = IMAGE_SIZE,
+				   .name = "ram" };
+	struct mv_vm_config cfg = { .ranges = &ram, .nranges = 1 };
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_gmem gm;
+	struct mv_paging pg;
+	double ns;
+
+	if (mv_host_create(NULL, &host) || mv_vm_create(host, &cfg, &vm) ||
+	    mv_vm_phys_write(vm, 0, image, next_table) ||
+	    mv_gmem_vm_init(&gm, vm) || mv_paging_init(&pg, r, NULL, &gm)) {
+		fprintf(stderr, "bench_walk: VM setup failed\n");
+		exit(1);
+	}
+	ns = walk_ns(&pg, &gm, vas, nva, MV_ACC_USER);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+	return ns;
+}
+
 static void bench_walks(void)
 {
 	struct mv_gmem gm;
@@ -220,6 +248,8 @@ static void bench_walks(void)
 
 	bench_report_vs("mmu.walk4_read", rd, "ns", "mmu.walk4_4loads", base);
 	bench_report_vs("mmu.walk4_write", wr, "ns", "mmu.walk4_4loads", base);
+	bench_report_vs("mmu.walk4_read_vm", walk_vm_ns(&r, vas, 64), "ns",
+			"mmu.walk4_read", rd);
 }
 
 int main(void)

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Boots the test guest under QEMU TCG with its RAM in a file and captures,
+# with the vCPU stopped, everything a page-table walk needs and what QEMU
+# itself says about the page tables:
+#   boot.sh long4   -cpu qemu64            -> capture long4
+#   boot.sh long5   -cpu max, pti=on       -> captures long5, long5-user
+# Each capture directory (cache/captures/<guest id>/<name>/) holds
+#   ram.img    guest RAM, GPA 0 .. 512M (one flat range: below the PCI hole)
+#   regs.txt   `info registers`;  cr.env  CR0/CR3/CR4/EFER/CPL/RIP parsed
+#   tlb.txt    `info tlb`: every present leaf of the page table at CR3
+#   gva.txt    "<va> <page va from tlb.txt or -> <gva2gpa answer>" samples
+#   about.txt  which process and privilege level CR3 was captured in
+# A capture directory is complete once it has its "done" file.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+RAM_MB=512
+BOOT_TIMEOUT=${MV_REAL_BOOT_TIMEOUT:-180}	# until the guest's marker line
+QEMU_LIFETIME=600				# hard cap on the whole VM
+MON_TIMEOUT=120					# one monitor exchange
+MARK=0x4d56454e44				# `print` echoes it: end of an answer
+
+QEMU_PID=
+cleanup()
+{
+	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+		kill "$QEMU_PID" 2>/dev/null || true
+		wait "$QEMU_PID" 2>/dev/null || true
+	fi
+	[ -z "${WORK:-}" ] || [ -n "${MV_REAL_KEEP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# mon CMD...: runs monitor commands, prints their output (CRs stripped, the
+# prompts and echoed input dropped). The session ends when the output of a
+# final `print MARK` arrives, so large answers (info tlb) are never cut.
+mon()
+{
+	local out=$WORK/mon.out i
+	: > "$out"
+	{
+		printf '%s\n' "$@" "print $MARK"
+		for ((i = 0; i < MON_TIMEOUT * 20; i++)); do
+			grep -q "^$MARK" "$out" && break
+			kill -0 "$QEMU_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+	} | timeout $((MON_TIMEOUT + 10)) socat - "UNIX-CONNECT:$WORK/mon.sock" \
+		> "$out" || true
+	grep -q "^$MARK" "$out" ||
+		die "QEMU monitor did not answer '$*' (see $WORK/serial.log)"
+	tr -d '\r' < "$out" | grep -av -e '^(qemu)' -e '^QEMU .* monitor' \
+		-e "^$MARK" -e '^$' || true
+}
+
+start_qemu()
+{
+	local cpu=$1 append=$2
+	WORK=$(mktemp -d "$CACHE/boot.XXXXXX")
+	log "booting $cpu ($append)"
+	timeout $QEMU_LIFETIME qemu-system-x86_64 -accel tcg -cpu "$cpu" \
+		-m ${RAM_MB}M -smp 1 -nodefaults -display none -no-reboot \
+		-object memory-backend-file,id=ram,size=${RAM_MB}M,mem-path="$WORK/ram",share=on \
+		-machine pc,memory-backend=ram \
+		-kernel "$KERNEL" -initrd "$INITRD" \
+		-append "console=ttyS0 panic=-1 $append" \
+		-serial file:"$WORK/serial.log" \
+		-monitor unix:"$WORK/mon.sock",server=on,wait=off \
+		> "$WORK/qemu.out" 2>&1 &
+	QEMU_PID=$!
+}
+
+wait_marker()
+{
+	local t0 i
+	t0=$(now)
+	for ((i = 0; i < BOOT_TIMEOUT * 10; i++)); do
+		if grep -aq 'MEMVISOR-READY' "$WORK/serial.log" 2>/dev/null &&
+		   [ -S "$WORK/mon.sock" ]; then
+			log "guest ready after $(elapsed "$t0") s:" \
+				"$(grep -a 'MEMVISOR-READY' "$WORK/serial.log" | tr -d '\r')"
+			return
+		fi
+		if ! kill -0 "$QEMU_PID" 2>/dev/null; then
+			cat "$WORK/qemu.out" >&2
+			tail -n 20 "$WORK/serial.log" >&2 2>/dev/null || true
+			die "QEMU exited before the guest was ready"
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$WORK/serial.log" >&2 2>/dev/null || true
+	die "guest not ready within ${BOOT_TIMEOUT}s (last serial lines above)"
+}
+
+# reg NAME < regs: the hex value of one register of `info registers`.
+reg() { grep -ao "\<$1=[0-9a-f]*" | head -n1 | cut -d= -f2; }
+
+parse_regs()
+{
+	local r=$1
+	printf 'CR0=0x%s\nCR3=0x%s\nCR4=0x%s\nEFER=0x%s\nCPL=%s\nRIP=0x%s\nHLT=%s\n' \
+		"$(reg CR0 < "$r")" "$(reg CR3 < "$r")" "$(reg CR4 < "$r")" \
+		"$(reg EFER < "$r")" "$(reg CPL < "$r")" "$(reg RIP < "$r")" \
+		"$(reg HLT < "$r")"
+}
+
+# stop_when COND: stops the vCPU at random moments until the registers
+# satisfy COND (a shell test over $CPL $HLT $CR3), then leaves it stopped.
+stop_when()
+{
+	local cond=$1 try
+	for ((try = 1; try <= 200; try++)); do
+		mon stop 'info registers' > "$WORK/regs.txt"
+		parse_regs "$WORK/regs.txt" > "$WORK/cr.env"
+		# shellcheck disable=SC1091
+		. "$WORK/cr.env"
+		if eval "$cond"; then
+			log "stopped after $try tries: CPL=$CPL RIP=$RIP CR3=$CR3"
+			return
+		fi
+		mon cont > /dev/null
+		sleep "0.$((RANDOM % 20 + 1))"
+	done
+	die "the vCPU never stopped where '$cond' holds"
+}
+
+check_cr4()
+{
+	local want=$1 cr4=$((CR4)) efer=$((EFER)) bit name
+	(( (efer & 0x500) == 0x500 )) || die "EFER=$EFER: not long mode with LMA"
+	(( efer & 0x800 )) || die "EFER=$EFER: NXE clear"
+	for bit in $want; do
+		name=${bit%:*}
+		bit=${bit#*:}
+		case $name in
+		!*) (( !(cr4 >> bit & 1) )) || die "CR4=$CR4: ${name#!} is set" ;;
+		*) (( cr4 >> bit & 1 )) || die "CR4=$CR4: $name is clear" ;;
+		esac
+	done
+}
+
+# Sample VAs for gva2gpa: pages spread over the whole table (user pages and
+# large pages on purpose), an offset inside each page, holes right after a
+# 4K page whose successor is not mapped, and non-canonical addresses.
+samples()
+{
+	local tlb=$1 noncanon=$2 n step k=1 holes=0 i va next flags off lines
+	mapfile -t lines < "$tlb"
+	n=${#lines[@]}
+	step=$(( n / 40 + 1 ))
+	for ((i = 0; i < n; i++)); do
+		read -r va _ flags <<< "${lines[i]}"
+		va=${va%:}
+		if [[ $flags == *P* ]]; then
+			off=$(( (k * 0x2f357) & 0x1fffff ))
+		else
+			off=$(( (k * 0x351) & 0xfff ))
+		fi
+		if (( i % step == 0 )) || { [[ $flags == *U* ]] && (( i % 7 == 0 )); } ||
+		   { [[ $flags == *P* ]] && (( i % 29 == 0 )); }; then
+			printf '0x%016x %s\n' $(( 16#$va + off )) "0x$va"
+			k=$((k + 1))
+		fi
+		[[ $flags != *P* ]] && (( i + 1 < n )) || continue
+		next=${lines[i + 1]%%:*}
+		if (( 16#$next != 16#$va + 0x1000 && holes++ % 16 == 0 )); then
+			printf '0x%016x -\n' $(( 16#$va + 0x1000 + 8 ))
+		fi
+	done
+	for va in $noncanon; do printf '%s -\n' "$va"; done
+}
+
+capture()
+{
+	local name=$1 about=$2 noncanon=$3 dir cmds
+	dir=$OUT/$name
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	cp "$WORK/regs.txt" "$WORK/cr.env" "$dir/"
+	echo "$about" > "$dir/about.txt"
+	mon 'info tlb' > "$dir/tlb.txt"
+	grep -qv '^[0-9a-f]\{16\}: [0-9a-f]\{16\} [-XGPDACTUW]\{9\}$' "$dir/tlb.txt" &&
+		die "unexpected line in info tlb: $(grep -v '^[0-9a-f]\{16\}: ' "$dir/tlb.txt" | head -n1)"
+	samples "$dir/tlb.txt" "$noncanon" > "$WORK/samples"
+	mapfile -t cmds < <(awk '{ print "gva2gpa " $1 }' "$WORK/samples")
+	mon "${cmds[@]}" > "$WORK/answers"
+	[ "$(wc -l < "$WORK/answers")" -eq "$(wc -l < "$WORK/samples")" ] ||
+		die "gva2gpa: $(wc -l < "$WORK/samples") questions, $(wc -l < "$WORK/answers") answers"
+	paste -d' ' "$WORK/samples" <(sed 's/^gpa: //' "$WORK/answers") > "$dir/gva.txt"
+	# The RAM file is the guest's memory itself (shared mapping): while the
+	# vCPU is stopped, a copy is a consistent image of this instant.
+	cp --sparse=always "$WORK/ram" "$dir/ram.img"
+	log "capture $name: $(wc -l < "$dir/tlb.txt") leaves, $(wc -l < "$dir/gva.txt") gva2gpa samples"
+	touch "$dir/done"
+}
+
+spin_pid() { grep -ao 'spin=[0-9]*' "$WORK/serial.log" | head -n1 | cut -d= -f2; }
+
+guest_long4()
+{
+	start_qemu qemu64 ""
+	wait_marker
+	stop_when '[ "$CPL" = 3 ]'
+	check_cr4 "!LA57:12"
+	capture long4 "qemu64, 4-level paging, no PTI: stopped in user mode (CPL 3, RIP $RIP) in the busy 'sh -c while :; do echo x > /dev/null; done' loop, pid $(spin_pid); CR3 is its page table" \
+		"0x0000800000000000 0xffff7ffffffff000 0x8000000000000000"
+}
+
+guest_long5()
+{
+	local ucr3
+	start_qemu max "pti=on"
+	wait_marker
+	grep -aq 'page tables isolation: enabled' "$WORK/serial.log" ||
+		die "the kernel did not enable page table isolation"
+	stop_when '[ "$CPL" = 3 ]'
+	check_cr4 "LA57:12 SMEP:20 SMAP:21 PKE:22"
+	ucr3=$CR3
+	(( ucr3 & 0x1000 )) || die "user-mode CR3=$CR3 is not a PTI user table"
+	capture long5-user "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in user mode (CPL 3, RIP $RIP) in the busy sh loop, pid $(spin_pid); CR3 is its PTI user page table" \
+		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000"
+	mon cont > /dev/null
+	# Same process, kernel half: PTI puts the kernel table right below.
+	stop_when '[ "$CPL" = 0 ] && [ "$HLT" = 0 ] && (( CR3 == (ucr3 & ~0x1000) ))'
+	check_cr4 "LA57:12 SMEP:20 SMAP:21 PKE:22"
+	capture long5 "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in kernel mode (CPL 0, RIP $RIP) while running the busy sh loop, pid $(spin_pid); CR3 is its kernel page table (user half NX at the top level)" \
+		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000"
+}
+
+main()
+{
+	local guest=${1:-}
+	case $guest in long4|long5) ;; *) die "usage: boot.sh long4|long5" ;; esac
+	need_cmd qemu-system-x86_64 socat timeout
+	[ -s "$CACHE/guest.env" ] || die "no guest: run tests/real/fetch.sh first"
+	# shellcheck disable=SC1091
+	. "$CACHE/guest.env"
+	OUT=$(capture_root)
+	mkdir -p "$OUT"
+	"guest_$guest"
+	printf 'quit\n' | timeout 10 socat - "UNIX-CONNECT:$WORK/mon.sock" > /dev/null 2>&1 || true
+	wait "$QEMU_PID" 2>/dev/null || true
+	QEMU_PID=
+}
+
+main "$@"

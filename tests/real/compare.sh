@@ -57,8 +57,9 @@ mismatch()
 {
 	local what=$1 exp=$2 act=$3
 	FAILED=1
-	echo "FAIL $NAME: $what differs from QEMU (expected: $exp, actual: $act)"
+	echo "FAIL $NAME: $what differs from QEMU (expected: $NAME/compare/${exp##*/}, actual: $NAME/compare/${act##*/})"
 	awk -v what="$what" '
+	FILENAME == tlb { k = $1; sub(/:$/, "", k); qemu[k] = $0; next }
 	NR == FNR { e[$1] = $0; order[++n] = $1; next }
 	{ a[$1] = $0; if (!($1 in e)) extra[++m] = $1 }
 	END {
@@ -67,14 +68,18 @@ mismatch()
 			if (!(k in a)) { missing++; if (shown++ < 20) print "  missing: " e[k] }
 			else if (a[k] != e[k]) {
 				differ++
-				if (shown++ < 20) print "  expected: " e[k] "\n  actual:   " a[k]
+				if (shown++ < 20) {
+					print "  expected: " e[k] "\n  actual:   " a[k]
+					q = k; sub(/^0x/, "", q); sub(/:$/, "", q)
+					if (q in qemu) print "  (QEMU info tlb: " qemu[q] ")"
+				}
 			}
 		}
 		for (i = 1; i <= m; i++)
 			if (shown++ < 20) print "  extra:    " a[extra[i]]
 		printf "  %s: %d missing, %d different, %d extra\n", what,
 			missing, differ, m
-	}' "$exp" "$act"
+	}' "$exp" "$act" tlb="$CAP/tlb.txt" "$CAP/tlb.txt"
 	if [ "$(sort "$exp" | md5sum)" = "$(sort "$act" | md5sum)" ]; then
 		echo "  (same lines, different order)"
 	fi
@@ -160,7 +165,7 @@ expect_samples()
 
 check_samples()
 {
-	local acc user args n=0 bad=0 f
+	local acc user args n=0 bad=0 f vas
 	mapfile -t vas < <(awk '{ print $1 }' "$CAP/gva.txt")
 	for acc in r w x; do
 		for user in 0 1; do
@@ -182,6 +187,18 @@ check_samples()
 			mismatch "walk ${args[*]}" "$f.expected" "$f.actual"
 		done
 	done
+	# Naming the mode the registers imply must change nothing.
+	local mode=long$(( CR4 >> 12 & 1 ? 5 : 4 ))
+	f=$OUT/walk-r-0
+	if ! timeout 60 "${WALK[@]}" --mode "$mode" --access r "${vas[@]}" \
+		> "$f.mode" 2> "$f.err"; then
+		bad=1
+		echo "FAIL $NAME: memvisor walk --mode $mode VA... failed:"
+		head -c 600 "$f.err"; echo
+	elif ! cmp -s "$f.expected" "$f.mode"; then
+		bad=1
+		mismatch "walk --mode $mode --access r" "$f.expected" "$f.mode"
+	fi
 	if [ "$bad" = 0 ]; then
 		echo "ok $NAME: $n single-VA walks agree (${#vas[@]} gva2gpa samples x r/w/x x user/supervisor)"
 	else

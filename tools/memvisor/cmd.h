@@ -10,5 +10,6 @@ struct mv_cmd {
 
 /* One line per subcommand; main.c lists them in this order. */
 extern const struct mv_cmd mv_cmd_version;
+extern const struct mv_cmd mv_cmd_walk;
 
 #endif

@@ -1,0 +1,248 @@
+/* memvisor MMU: the x86 guest page-table walker.
+ *
+ * The walker is a pure function of guest memory and the paging registers
+ * (Intel SDM Vol. 3A, chapter 4): it translates one linear address for one
+ * access and returns the guest-physical address with the effective rights a
+ * shadow PTE must enforce, or the exact fault the guest must see. It reads
+ * and updates guest memory only through struct mv_gmem, so that it does not
+ * know how guest-physical memory is stored.
+ *
+ * Modes: paging off (identity), 32-bit ("legacy", with CR4.PSE 4 MiB pages
+ * and PSE-36), PAE (PDPTE registers loaded at CR3 load), 4-level and
+ * 5-level IA-32e paging. Pages of 4 KiB, 2 MiB, 4 MiB and 1 GiB.
+ */
+#ifndef MEMVISOR_MMU_H
+#define MEMVISOR_MMU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <memvisor/error.h>
+
+/* ---------------------------------------------------------------------
+ * Guest-memory access: the walker's only view of guest-physical memory.
+ *
+ * Every call gets a naturally aligned gpa and size 4 or 8 (little-endian
+ * values, zero-extended to 64 bits). Both calls return one of:
+ *   MV_GMEM_OK        done
+ *   MV_GMEM_CHANGED   cmpxchg only: memory did not hold `old`; nothing was
+ *                     written (the walker re-walks)
+ *   MV_GMEM_READONLY  cmpxchg only: the page is ROM or otherwise not
+ *                     writable by the CPU; the A/D write is dropped, as a
+ *                     bus would drop a write to ROM, and the walk goes on
+ *   MV_GMEM_UNBACKED  no RAM at gpa (a hole or MMIO): see MV_WALK_NOT_RAM
+ * cmpxchg may be NULL: memory is then read-only to the walker (no A/D
+ * updates at all, as with MV_ACC_NO_AD). cmpxchg must be atomic with respect
+ * to other vCPUs writing guest memory (a locked compare-and-exchange).
+ */
+enum mv_gmem_rc {
+	MV_GMEM_OK = 0,
+	MV_GMEM_CHANGED = 1,
+	MV_GMEM_READONLY = 2,
+	MV_GMEM_UNBACKED = 3,
+};
+
+struct mv_gmem {
+	int (*read)(void *opaque, uint64_t gpa, unsigned size, uint64_t *val);
+	int (*cmpxchg)(void *opaque, uint64_t gpa, unsigned size,
+		       uint64_t old, uint64_t val);
+	void *opaque;
+};
+
+/* A flat image of guest RAM: `size` bytes at host address `mem` holding
+ * guest-physical [base, base + size). Everything else is UNBACKED. A
+ * read-only image (a file mapped PROT_READ) has no cmpxchg. */
+struct mv_gmem_flat {
+	uint8_t *mem;
+	uint64_t base;
+	uint64_t size;
+};
+
+/* Fill *gm to access *flat. mem must be 8-byte aligned, base 4 KiB aligned
+ * and base + size must not wrap: -MV_EINVAL otherwise. */
+int mv_gmem_flat_init(struct mv_gmem *gm, struct mv_gmem_flat *flat,
+		      void *mem, uint64_t base, uint64_t size, bool writable);
+
+/* ---------------------------------------------------------------------
+ * Paging registers and the CPU model. */
+#define MV_CR0_PE (1ull << 0)
+#define MV_CR0_WP (1ull << 16)
+#define MV_CR0_PG (1ull << 31)
+#define MV_CR4_PSE (1ull << 4)
+#define MV_CR4_PAE (1ull << 5)
+#define MV_CR4_PGE (1ull << 7)
+#define MV_CR4_LA57 (1ull << 12)
+#define MV_CR4_SMEP (1ull << 20)
+#define MV_CR4_SMAP (1ull << 21)
+#define MV_CR4_PKE (1ull << 22)
+#define MV_EFER_LME (1ull << 8)
+#define MV_EFER_LMA (1ull << 10)
+#define MV_EFER_NXE (1ull << 11)
+#define MV_RFLAGS_AC (1ull << 18)
+
+struct mv_cpu_regs {
+	uint64_t cr0, cr3, cr4, efer;
+	uint64_t rflags;  /* only AC matters (SMAP) */
+	uint32_t pkru;    /* 2 bits per key: AD = bit 2k, WD = bit 2k + 1 */
+};
+
+/* The CPUID facts paging depends on. */
+#define MV_MAXPHYADDR_DEFAULT 48
+struct mv_cpu_model {
+	uint8_t maxphyaddr;  /* 32..52; 0 = MV_MAXPHYADDR_DEFAULT */
+	bool no_pdpe1gb;     /* CPUID.80000001H:EDX.Page1GB = 0 */
+	bool no_pse36;       /* CPUID.01H:EDX.PSE-36 = 0 */
+};
+
+enum mv_paging_mode {
+	MV_PAGING_OFF,     /* CR0.PG = 0: linear = physical */
+	MV_PAGING_LEGACY,  /* 32-bit paging */
+	MV_PAGING_PAE,
+	MV_PAGING_LONG4,   /* 4-level IA-32e paging */
+	MV_PAGING_LONG5,   /* 5-level (CR4.LA57) */
+};
+
+/* The walker's context: registers decoded once (mode, reserved-bit masks
+ * per level, rights switches) plus the PAE PDPTE registers. Built by
+ * mv_paging_init; read-only afterwards, so several threads may walk with
+ * one context. Fields are private to src/mmu/. */
+struct mv_paging {
+	uint8_t mode;        /* enum mv_paging_mode */
+	uint8_t levels;      /* levels walked in memory: 0, 2, 2 (PAE), 4, 5 */
+	uint8_t maxphyaddr;
+	uint8_t large_levels;  /* bit n: PS=1 at level n ends the walk */
+	uint32_t sw;         /* MV_PG_SW_*: rights switches */
+	uint32_t pkru;
+	uint64_t root;       /* table address from CR3 */
+	uint64_t addr_mask;  /* entry bits holding a table/frame address */
+	uint64_t pdpte[4];   /* PAE: PDPTE registers */
+	uint64_t rsvd[6][2]; /* [level][PS] reserved bits of a present entry */
+	struct mv_cpu_regs regs;
+};
+
+/* The outcome of a walk (and of loading CR3). */
+enum mv_walk_status {
+	MV_WALK_OK = 0,
+	MV_WALK_PF,       /* page fault: error_code, level, fault entry */
+	MV_WALK_GP,       /* #GP(0): non-canonical address, or a MOV to CR3
+			   * that would fault (PDPTE or CR3 reserved bits) */
+	MV_WALK_NOT_RAM,  /* a table entry lies outside RAM (hole or MMIO);
+			   * error_code is the not-present #PF error code a
+			   * VMM injects for it (KVM does the same) */
+	MV_WALK_RETRY,    /* guest memory kept changing under the A/D update
+			   * (MV_WALK_MAX_RACES times): re-execute the access */
+};
+#define MV_WALK_MAX_RACES 16
+
+/* Build *pg from the registers. Decides the mode as the CPU does: PG=0 ->
+ * off; PAE=0 -> 32-bit; EFER.LMA (or LME, as it becomes LMA when PG is set)
+ * -> 4- or 5-level by CR4.LA57; else PAE. In PAE mode the PDPTEs are
+ * loaded from gm (mv_paging_load_cr3). Returns -MV_EINVAL for register
+ * values no CPU can hold (LME with PG and without PAE, a bad maxphyaddr);
+ * otherwise the enum mv_walk_status of the CR3 load (MV_WALK_OK, MV_WALK_GP
+ * or MV_WALK_NOT_RAM). */
+int mv_paging_init(struct mv_paging *pg, const struct mv_cpu_regs *regs,
+		   const struct mv_cpu_model *cpu, const struct mv_gmem *gm);
+
+/* MOV to CR3: set the root; in PAE mode read and check the 4 PDPTEs (SDM
+ * 4.4.1: a present PDPTE with a reserved bit set -> #GP(0), the registers
+ * keep their old values). Long mode: CR3 bits above MAXPHYADDR -> #GP. */
+int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
+		       uint64_t cr3);
+
+/* ---------------------------------------------------------------------
+ * A walk. */
+#define MV_ACC_WRITE (1u << 0)
+#define MV_ACC_FETCH (1u << 1)
+#define MV_ACC_USER (1u << 2)      /* CPL 3 */
+#define MV_ACC_IMPLICIT (1u << 3)  /* implicit supervisor access (GDT, IDT,
+				    * TSS...): supervisor at any CPL, and
+				    * SMAP ignores EFLAGS.AC */
+#define MV_ACC_NO_AD (1u << 4)     /* probe: never write A/D bits */
+
+/* #PF error code bits (SDM 4.7). */
+#define MV_PF_P (1u << 0)
+#define MV_PF_W (1u << 1)
+#define MV_PF_U (1u << 2)
+#define MV_PF_RSVD (1u << 3)
+#define MV_PF_ID (1u << 4)
+#define MV_PF_PK (1u << 5)
+
+/* Effective rights over all levels. */
+#define MV_PERM_W (1u << 0)   /* R/W = 1 at every level */
+#define MV_PERM_U (1u << 1)   /* U/S = 1 at every level */
+#define MV_PERM_NX (1u << 2)  /* XD = 1 at some level (EFER.NXE = 1) */
+
+/* Paging-structure entry bits. */
+#define MV_PTE_P (1ull << 0)
+#define MV_PTE_W (1ull << 1)
+#define MV_PTE_U (1ull << 2)
+#define MV_PTE_PWT (1ull << 3)
+#define MV_PTE_PCD (1ull << 4)
+#define MV_PTE_A (1ull << 5)
+#define MV_PTE_D (1ull << 6)
+#define MV_PTE_PS (1ull << 7)
+#define MV_PTE_G (1ull << 8)
+#define MV_PTE_PAT4K (1ull << 7)
+#define MV_PTE_PATLARGE (1ull << 12)
+#define MV_PTE_NX (1ull << 63)
+
+#define MV_WALK_MAX_LEVELS 5
+
+struct mv_walk {
+	uint8_t status;      /* enum mv_walk_status */
+	uint8_t level;       /* level of the leaf, or of the faulting entry:
+			      * 1 PTE, 2 PDE, 3 PDPTE, 4 PML4E, 5 PML5E */
+	uint8_t nr_entries;  /* entries read from memory, top first */
+	uint8_t perm;        /* MV_PERM_*, OK only */
+	uint8_t pkey;        /* leaf protection key (IA-32e only, else 0) */
+	uint8_t memtype;     /* PAT index: PAT << 2 | PCD << 1 | PWT */
+	uint32_t error_code; /* MV_PF_*, PF and NOT_RAM */
+	uint64_t gpa;        /* OK: the translated address */
+	uint64_t page_size;  /* OK: 4 KiB, 2 MiB, 4 MiB or 1 GiB */
+	uint64_t leaf;       /* OK: the leaf entry, A/D as now in memory */
+	/* The entries used, in walk order (PAE: the PDE first; the PDPTE
+	 * comes from a register, so a write to it needs no write-protect).
+	 * On a fault the last one is the faulting entry; on NOT_RAM its
+	 * entry value is 0. */
+	uint64_t entry_gpa[MV_WALK_MAX_LEVELS];
+	uint64_t entry[MV_WALK_MAX_LEVELS];
+};
+
+/* Translate va for the access `acc` (MV_ACC_*). Returns the status (also in
+ * w->status). On success sets A in every entry used and D in the leaf of a
+ * write, with cmpxchg; a faulting walk writes nothing. In 32-bit modes
+ * (off, legacy, PAE) va is taken modulo 2^32, as the CPU forms linear
+ * addresses. */
+int mv_walk(const struct mv_paging *pg, const struct mv_gmem *gm,
+	    uint64_t va, unsigned acc, struct mv_walk *w);
+
+/* ---------------------------------------------------------------------
+ * Enumerate every mapped leaf in ascending (canonical, unsigned) VA order,
+ * without writing guest memory. A leaf is mapped when a walk to it finds
+ * present entries without reserved bits; subtrees that are not present,
+ * have reserved bits set or lie outside RAM are skipped. Self-referencing
+ * tables are followed as the CPU would (every VA is finite), so a
+ * recursive slot lists the tables themselves once more. */
+struct mv_walk_leaf {
+	uint64_t va;         /* canonical (sign-extended in IA-32e modes) */
+	uint64_t gpa;        /* page base */
+	uint64_t page_size;
+	uint64_t leaf;       /* the entry as in memory */
+	uint64_t entry_gpa;  /* where the leaf entry is */
+	uint8_t level;
+	uint8_t perm;        /* MV_PERM_*: effective over all levels */
+};
+
+/* cb returns 0 to go on, anything else to stop; that value is returned.
+ * Paging off: -MV_ESTATE (no tables). */
+int mv_walk_dump(const struct mv_paging *pg, const struct mv_gmem *gm,
+		 int (*cb)(void *opaque, const struct mv_walk_leaf *leaf),
+		 void *opaque);
+
+/* Canonical form of va for the mode (sign extension in IA-32e modes). */
+uint64_t mv_paging_canonical(const struct mv_paging *pg, uint64_t va);
+/* Is va canonical for the mode (always true in 32-bit modes)? */
+bool mv_paging_is_canonical(const struct mv_paging *pg, uint64_t va);
+
+#endif

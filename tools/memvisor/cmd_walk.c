@@ -1,0 +1,455 @@
+/* memvisor walk: translate guest-virtual addresses through the page tables
+ * in a raw guest RAM image, or list every mapped page (--dump), in the
+ * format of QEMU's `info tlb`. The image is mapped read-only: walks never
+ * set accessed/dirty bits in it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memvisor/mmu.h>
+
+#include "cmd.h"
+
+struct walk_opts {
+	const char *image;
+	uint64_t base, pkru;
+	struct mv_cpu_regs regs;
+	struct mv_cpu_model cpu;
+	const char *mode;
+	unsigned acc;
+	bool have_cr3, dump;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: memvisor walk --image FILE [--base GPA] --cr3 HEX [--cr0 HEX]\n"
+"                     [--cr4 HEX] [--efer HEX] [--mode auto|legacy|pae|long4|long5]\n"
+"                     [--access r|w|x] [--user] VA...\n"
+"       memvisor walk --image FILE ... --dump\n"
+"\n"
+"Translate each VA through the guest page tables in FILE, a raw image of\n"
+"guest RAM starting at guest-physical address GPA (default 0):\n"
+"  <va> -> <gpa> <pagesize> <flags>     or  <va> fault <errcode>|gp\n"
+"With --dump, list every mapped page in ascending VA order:\n"
+"  <va>: <gpa> <pagesize> <flags>\n"
+"flags are QEMU's `info tlb` letters XGPDACTUW ('-' when clear): X no-exec,\n"
+"G global, P large page, D dirty, A accessed, C PCD, T PWT, U user,\n"
+"W writable; X, U and W are the effective rights over all levels.\n"
+"\n"
+"  --cr0 HEX        default 0x80000011 (PG|ET|PE; WP clear)\n"
+"  --cr4 HEX        default 0 (PAE, PSE, LA57, SMEP, SMAP, PKE decide)\n"
+"  --efer HEX       default 0 (LME/LMA: long mode, NXE: no-execute)\n"
+"  --mode M         auto (default): from CR0.PG, CR4.PAE, EFER.LMA/LME,\n"
+"                   CR4.LA57; otherwise forces the mode's register bits\n"
+"  --access r|w|x   the access to check (default r)\n"
+"  --user           a user-mode (CPL 3) access (default supervisor)\n"
+"  --rflags HEX     EFLAGS for SMAP's AC bit (default 0)\n"
+"  --pkru HEX       protection-key rights (default 0)\n"
+"  --maxphyaddr N   physical address width, 32..52 (default %d)\n"
+"Numbers are hexadecimal (0x optional) except N. The image is never\n"
+"written: no accessed/dirty updates.\n"
+"Exit status: 0 done (faults are results), 1 runtime error, 2 usage.\n",
+		MV_MAXPHYADDR_DEFAULT);
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "memvisor walk: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see 'memvisor walk --help')\n");
+	return 2;
+}
+
+/* A whole hex number, with or without 0x, fitting 64 bits. */
+static bool parse_hex(const char *s, uint64_t *v)
+{
+	char *end;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 16);
+	return !errno && !*end;
+}
+
+enum { OPT_IMAGE = 256, OPT_BASE, OPT_CR0, OPT_CR3, OPT_CR4, OPT_EFER,
+       OPT_MODE, OPT_ACCESS, OPT_USER, OPT_DUMP, OPT_RFLAGS, OPT_PKRU,
+       OPT_MAXPHY, OPT_HELP };
+
+static const struct option long_opts[] = {
+	{ "image", required_argument, NULL, OPT_IMAGE },
+	{ "base", required_argument, NULL, OPT_BASE },
+	{ "cr0", required_argument, NULL, OPT_CR0 },
+	{ "cr3", required_argument, NULL, OPT_CR3 },
+	{ "cr4", required_argument, NULL, OPT_CR4 },
+	{ "efer", required_argument, NULL, OPT_EFER },
+	{ "mode", required_argument, NULL, OPT_MODE },
+	{ "access", required_argument, NULL, OPT_ACCESS },
+	{ "user", no_argument, NULL, OPT_USER },
+	{ "dump", no_argument, NULL, OPT_DUMP },
+	{ "rflags", required_argument, NULL, OPT_RFLAGS },
+	{ "pkru", required_argument, NULL, OPT_PKRU },
+	{ "maxphyaddr", required_argument, NULL, OPT_MAXPHY },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static uint64_t *hex_target(struct walk_opts *o, int opt)
+{
+	switch (opt) {
+	case OPT_BASE:   return &o->base;
+	case OPT_CR0:    return &o->regs.cr0;
+	case OPT_CR3:    return &o->regs.cr3;
+	case OPT_CR4:    return &o->regs.cr4;
+	case OPT_EFER:   return &o->regs.efer;
+	case OPT_RFLAGS: return &o->regs.rflags;
+	case OPT_PKRU:   return &o->pkru;
+	default:         return NULL;
+	}
+}
+
+static int parse_access(struct walk_opts *o, const char *a)
+{
+	if (!strcmp(a, "r"))
+		o->acc &= ~(MV_ACC_WRITE | MV_ACC_FETCH);
+	else if (!strcmp(a, "w"))
+		o->acc = (o->acc & ~MV_ACC_FETCH) | MV_ACC_WRITE;
+	else if (!strcmp(a, "x"))
+		o->acc = (o->acc & ~MV_ACC_WRITE) | MV_ACC_FETCH;
+	else
+		return bad_usage("--access: '%s' is not r, w or x", a);
+	return 0;
+}
+
+static int parse_other(struct walk_opts *o, int opt, const char *arg)
+{
+	char *end;
+	long n;
+
+	switch (opt) {
+	case OPT_IMAGE: o->image = arg; return 0;
+	case OPT_MODE:  o->mode = arg; return 0;
+	case OPT_USER:  o->acc |= MV_ACC_USER; return 0;
+	case OPT_DUMP:  o->dump = true; return 0;
+	case OPT_ACCESS: return parse_access(o, arg);
+	case OPT_MAXPHY:
+		n = strtol(arg, &end, 10);
+		if (*end || n < 32 || n > 52)
+			return bad_usage("--maxphyaddr: '%s' is not 32..52",
+					 arg);
+		o->cpu.maxphyaddr = (uint8_t)n;
+		return 0;
+	default:
+		return bad_usage("unknown option%s", "");
+	}
+}
+
+static int parse_options(struct walk_opts *o, int argc, char **argv)
+{
+	int opt;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		uint64_t *t = hex_target(o, opt);
+		int rc;
+
+		if (opt == OPT_HELP) {
+			usage(stdout);
+			return -1;
+		}
+		if (opt == '?')
+			return bad_usage("bad option or missing value: '%s'",
+					 argv[optind - 1]);
+		if (t && !parse_hex(optarg, t))
+			return bad_usage("'%s' is not a hex number", optarg);
+		o->have_cr3 |= opt == OPT_CR3;
+		rc = t ? 0 : parse_other(o, opt, optarg);
+		if (rc)
+			return rc;
+	}
+	if (!o->image)
+		return bad_usage("--image FILE is required%s", "");
+	if (!o->have_cr3)
+		return bad_usage("--cr3 HEX is required%s", "");
+	if (o->base & 0xfff)
+		return bad_usage("--base: %s is not 4 KiB aligned", "GPA");
+	if (o->pkru > UINT32_MAX)
+		return bad_usage("--pkru: %s is wider than 32 bits", "value");
+	o->regs.pkru = (uint32_t)o->pkru;
+	if (o->dump != (optind == argc))
+		return bad_usage("%s", o->dump ? "--dump takes no VA"
+					       : "no VA given");
+	return 0;
+}
+
+/* --mode other than auto: set the register bits that select the mode. */
+static int force_mode(struct mv_cpu_regs *r, const char *mode)
+{
+	uint64_t lm = MV_EFER_LME | MV_EFER_LMA;
+
+	if (!strcmp(mode, "auto"))
+		return 0;
+	r->cr0 |= MV_CR0_PG | MV_CR0_PE;
+	if (!strcmp(mode, "legacy")) {
+		r->cr4 &= ~MV_CR4_PAE;
+		r->efer &= ~lm;
+	} else if (!strcmp(mode, "pae")) {
+		r->cr4 |= MV_CR4_PAE;
+		r->efer &= ~lm;
+	} else if (!strcmp(mode, "long4")) {
+		r->cr4 = (r->cr4 | MV_CR4_PAE) & ~MV_CR4_LA57;
+		r->efer |= lm;
+	} else if (!strcmp(mode, "long5")) {
+		r->cr4 |= MV_CR4_PAE | MV_CR4_LA57;
+		r->efer |= lm;
+	} else {
+		return bad_usage("--mode: '%s' is not auto, legacy, pae, "
+				 "long4 or long5", mode);
+	}
+	return 0;
+}
+
+struct image {
+	void *mem;
+	size_t size;
+};
+
+static int map_image(const char *path, struct image *img)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "memvisor walk: %s: %s\n", path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	img->size = (size_t)st.st_size;
+	img->mem = img->size && S_ISREG(st.st_mode)
+		   ? mmap(NULL, img->size, PROT_READ, MAP_PRIVATE, fd, 0)
+		   : MAP_FAILED;
+	close(fd);
+	if (img->mem == MAP_FAILED) {
+		fprintf(stderr, "memvisor walk: %s: %s\n", path,
+			img->size ? strerror(errno)
+				  : "empty or not a regular file");
+		return 1;
+	}
+	return 0;
+}
+
+/* The first table must lie in the image: otherwise the registers do not
+ * belong to this image. */
+static int check_root(const struct mv_paging *pg, const struct walk_opts *o,
+		      const struct image *img)
+{
+	uint64_t need = pg->mode == MV_PAGING_PAE ? 32 : 4096;
+	uint64_t root = pg->mode == MV_PAGING_PAE ? o->regs.cr3 & 0xffffffe0
+						  : pg->root;
+
+	if (pg->mode == MV_PAGING_OFF ||
+	    (root >= o->base && root - o->base <= img->size &&
+	     img->size - (root - o->base) >= need))
+		return 0;
+	fprintf(stderr, "memvisor walk: CR3 0x%llx: the top-level table is "
+		"outside the image [0x%llx, 0x%llx)\n",
+		(unsigned long long)o->regs.cr3, (unsigned long long)o->base,
+		(unsigned long long)(o->base + img->size));
+	return 1;
+}
+
+static int setup_paging(struct mv_paging *pg, const struct walk_opts *o,
+			const struct mv_gmem *gm, const struct image *img)
+{
+	int rc = mv_paging_init(pg, &o->regs, &o->cpu, gm);
+
+	if (rc == -MV_EINVAL) {
+		fprintf(stderr, "memvisor walk: no CPU can hold these "
+			"registers (CR0.PG without PE, long mode without "
+			"CR4.PAE, EFER.LMA without PG)\n");
+		return 2;
+	}
+	if (rc == MV_WALK_OK)
+		return check_root(pg, o, img);
+	if (check_root(pg, o, img))
+		return 1;
+	fprintf(stderr, "memvisor walk: loading CR3 0x%llx %s\n",
+		(unsigned long long)o->regs.cr3,
+		rc == MV_WALK_GP ? "would #GP: a present PDPTE has reserved "
+				   "bits set, or CR3 has bits above "
+				   "MAXPHYADDR"
+				 : "reads the PDPTEs outside the image");
+	return 1;
+}
+
+/* Output, formatted by hand: a dump of a large guest prints millions. */
+static char *put_hex16(char *p, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	*p++ = '0';
+	*p++ = 'x';
+	for (int i = 15; i >= 0; i--)
+		*p++ = digits[(v >> (4 * i)) & 15];
+	return p;
+}
+
+static char *put_page(char *p, uint64_t gpa, uint64_t size, uint64_t leaf,
+		      unsigned perm)
+{
+	const char *sz = size == 4096 ? "4K" : size == (2u << 20) ? "2M"
+		       : size == (4u << 20) ? "4M" : "1G";
+
+	p = put_hex16(p, gpa);
+	*p++ = ' ';
+	*p++ = sz[0];
+	*p++ = sz[1];
+	*p++ = ' ';
+	*p++ = (perm & MV_PERM_NX) ? 'X' : '-';
+	*p++ = (leaf & MV_PTE_G) ? 'G' : '-';
+	*p++ = size > 4096 ? 'P' : '-';
+	*p++ = (leaf & MV_PTE_D) ? 'D' : '-';
+	*p++ = (leaf & MV_PTE_A) ? 'A' : '-';
+	*p++ = (leaf & MV_PTE_PCD) ? 'C' : '-';
+	*p++ = (leaf & MV_PTE_PWT) ? 'T' : '-';
+	*p++ = (perm & MV_PERM_U) ? 'U' : '-';
+	*p++ = (perm & MV_PERM_W) ? 'W' : '-';
+	*p++ = '\n';
+	return p;
+}
+
+static int print_leaf(void *opaque, const struct mv_walk_leaf *l)
+{
+	char line[64], *p = put_hex16(line, l->va);
+
+	(void)opaque;
+	*p++ = ':';
+	*p++ = ' ';
+	p = put_page(p, l->gpa, l->page_size, l->leaf, l->perm);
+	fwrite(line, 1, (size_t)(p - line), stdout);
+	return 0;
+}
+
+static void print_walk(const struct mv_paging *pg, uint64_t va,
+		       const struct mv_walk *w)
+{
+	char line[96], *p = put_hex16(line, mv_paging_canonical(pg, va));
+
+	if (w->status == MV_WALK_GP) {
+		printf("0x%016llx fault gp\n", (unsigned long long)va);
+		return;
+	}
+	if (w->status != MV_WALK_OK) {
+		fwrite(line, 1, (size_t)(p - line), stdout);
+		printf(" fault 0x%x\n", w->error_code);
+		if (w->status == MV_WALK_NOT_RAM)
+			fprintf(stderr, "memvisor walk: 0x%016llx: the table "
+				"entry at 0x%llx is outside the image (a "
+				"not-present fault)\n",
+				(unsigned long long)va, (unsigned long long)
+				w->entry_gpa[w->nr_entries - 1]);
+		return;
+	}
+	memcpy(p, " -> ", 4);
+	p = put_page(p + 4, w->gpa, w->page_size, w->leaf, w->perm);
+	fwrite(line, 1, (size_t)(p - line), stdout);
+}
+
+static int walk_vas(const struct mv_paging *pg, const struct mv_gmem *gm,
+		    unsigned acc, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		uint64_t va;
+
+		if (!parse_hex(argv[i], &va))
+			return bad_usage("VA '%s' is not a hex number",
+					 argv[i]);
+		if (pg->mode < MV_PAGING_LONG4 && va > UINT32_MAX)
+			return bad_usage("VA %s is beyond the 32-bit linear "
+					 "address space", argv[i]);
+	}
+	for (int i = 0; i < argc; i++) {
+		struct mv_walk w;
+		uint64_t va;
+
+		parse_hex(argv[i], &va);
+		mv_walk(pg, gm, va, acc | MV_ACC_NO_AD, &w);
+		print_walk(pg, va, &w);
+	}
+	return 0;
+}
+
+static int run(const struct walk_opts *o, const struct image *img, int argc,
+	       char **argv)
+{
+	struct mv_gmem gm;
+	struct mv_gmem_flat flat;
+	struct mv_paging pg;
+	int rc;
+
+	if (mv_gmem_flat_init(&gm, &flat, img->mem, o->base, img->size,
+			      false)) {
+		fprintf(stderr, "memvisor walk: the image at --base 0x%llx "
+			"would end beyond 2^64\n", (unsigned long long)o->base);
+		return 1;
+	}
+	rc = setup_paging(&pg, o, &gm, img);
+	if (rc)
+		return rc;
+	if (!o->dump)
+		return walk_vas(&pg, &gm, o->acc, argc, argv);
+	rc = mv_walk_dump(&pg, &gm, print_leaf, NULL);
+	if (rc < 0) {
+		fprintf(stderr, "memvisor walk: --dump: %s\n",
+			rc == -MV_ESTATE ? "paging is off (CR0.PG = 0): "
+					   "every address maps to itself"
+					 : mv_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int walk_main(int argc, char **argv)
+{
+	static char outbuf[1 << 16];
+	struct walk_opts o = { .mode = "auto" };
+	struct image img;
+	int rc;
+
+	o.regs.cr0 = MV_CR0_PG | MV_CR0_PE | (1u << 4);
+	rc = parse_options(&o, argc, argv);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	rc = force_mode(&o.regs, o.mode);
+	if (rc)
+		return rc;
+	if (map_image(o.image, &img))
+		return 1;
+	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+	rc = run(&o, &img, argc - optind, argv + optind);
+	munmap(img.mem, img.size);
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "memvisor walk: writing output: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	return rc;
+}
+
+const struct mv_cmd mv_cmd_walk = {
+	.name = "walk",
+	.summary = "translate guest-virtual addresses in a RAM image",
+	.main = walk_main,
+};

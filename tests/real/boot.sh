@@ -2,10 +2,11 @@
 # Boots the test guest under QEMU TCG with its RAM in a file and captures,
 # with the vCPU stopped, everything a page-table walk needs and what QEMU
 # itself says about the page tables:
-#   boot.sh long4   -cpu qemu64            -> capture long4
-#   boot.sh long5   -cpu max, pti=on       -> captures long5, long5-user
+#   boot.sh long4   -cpu qemu64, 512M      -> capture long4
+#   boot.sh long5   -cpu max, 3G, pti=on   -> captures long5, long5-user
 # Each capture directory (cache/captures/<guest id>/<name>/) holds
-#   ram.img    guest RAM, GPA 0 .. 512M (one flat range: below the PCI hole)
+#   ram.img    guest RAM from GPA 0 (512M or 3G: one flat range below the
+#              PCI hole)
 #   regs.txt   `info registers`;  cr.env  CR0/CR3/CR4/EFER/CPL/RIP parsed
 #   tlb.txt    `info tlb`: every present leaf of the page table at CR3
 #   gva.txt    "<va> <page va from tlb.txt or -> <gva2gpa answer>" samples
@@ -14,7 +15,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-RAM_MB=512
 BOOT_TIMEOUT=${MV_REAL_BOOT_TIMEOUT:-180}	# until the guest's marker line
 QEMU_LIFETIME=600				# hard cap on the whole VM
 MON_TIMEOUT=120					# one monitor exchange
@@ -56,12 +56,12 @@ mon()
 
 start_qemu()
 {
-	local cpu=$1 append=$2
+	local cpu=$1 mb=$2 append=$3
 	WORK=$(mktemp -d "$CACHE/boot.XXXXXX")
-	log "booting $cpu ($append)"
+	log "booting -cpu $cpu -m ${mb}M, kernel options: $append"
 	timeout $QEMU_LIFETIME qemu-system-x86_64 -accel tcg -cpu "$cpu" \
-		-m ${RAM_MB}M -smp 1 -nodefaults -display none -no-reboot \
-		-object memory-backend-file,id=ram,size=${RAM_MB}M,mem-path="$WORK/ram",share=on \
+		-m ${mb}M -smp 1 -nodefaults -display none -no-reboot \
+		-object memory-backend-file,id=ram,size=${mb}M,mem-path="$WORK/ram",share=on \
 		-machine pc,memory-backend=ram \
 		-kernel "$KERNEL" -initrd "$INITRD" \
 		-append "console=ttyS0 panic=-1 $append" \
@@ -140,32 +140,37 @@ check_cr4()
 	done
 }
 
-# Sample VAs for gva2gpa: pages spread over the whole table (user pages and
-# large pages on purpose), an offset inside each page, holes right after a
-# 4K page whose successor is not mapped, and non-canonical addresses.
+# Sample VAs for gva2gpa, chosen from the leaves with their page sizes (the
+# output of tlb_expect): the first page of every kind (size and flags) and
+# pages spread over the whole table, user pages more densely, each at an
+# offset anywhere inside its page; holes right after a page whose successor
+# is not mapped; non-canonical addresses.
 samples()
 {
-	local tlb=$1 noncanon=$2 n step k=1 holes=0 i va next flags off lines
-	mapfile -t lines < "$tlb"
+	local leaves=$1 noncanon=$2 n step k=1 holes=0 i va next size flags off
+	local -a lines
+	local -A seen
+	mapfile -t lines < "$leaves"
 	n=${#lines[@]}
 	step=$(( n / 40 + 1 ))
 	for ((i = 0; i < n; i++)); do
-		read -r va _ flags <<< "${lines[i]}"
+		read -r va _ size flags <<< "${lines[i]}"
 		va=${va%:}
-		if [[ $flags == *P* ]]; then
-			off=$(( (k * 0x2f357) & 0x1fffff ))
-		else
-			off=$(( (k * 0x351) & 0xfff ))
-		fi
-		if (( i % step == 0 )) || { [[ $flags == *U* ]] && (( i % 7 == 0 )); } ||
-		   { [[ $flags == *P* ]] && (( i % 29 == 0 )); }; then
-			printf '0x%016x %s\n' $(( 16#$va + off )) "0x$va"
+		case $size in
+		4K) size=0x1000 ;; 2M) size=0x200000 ;; 1G) size=0x40000000 ;;
+		*) die "unexpected page size $size" ;;
+		esac
+		if [ -z "${seen[$size$flags]:-}" ] || (( i % step == 0 )) ||
+		   { [[ $flags == *U* ]] && (( i % 7 == 0 )); }; then
+			seen[$size$flags]=1
+			off=$(( (k * 0x9e3779b97f4a7c15 >> 20) & (size - 1) ))
+			printf '0x%016x %s\n' $(( va + off )) "$va"
 			k=$((k + 1))
 		fi
-		[[ $flags != *P* ]] && (( i + 1 < n )) || continue
+		(( i + 1 < n )) || continue
 		next=${lines[i + 1]%%:*}
-		if (( 16#$next != 16#$va + 0x1000 && holes++ % 16 == 0 )); then
-			printf '0x%016x -\n' $(( 16#$va + 0x1000 + 8 ))
+		if (( next != va + size && holes++ % 16 == 0 )); then
+			printf '0x%016x -\n' $(( va + size + 8 ))
 		fi
 	done
 	for va in $noncanon; do printf '%s -\n' "$va"; done
@@ -182,16 +187,19 @@ capture()
 	mon 'info tlb' > "$dir/tlb.txt"
 	grep -qv '^[0-9a-f]\{16\}: [0-9a-f]\{16\} [-XGPDACTUW]\{9\}$' "$dir/tlb.txt" &&
 		die "unexpected line in info tlb: $(grep -v '^[0-9a-f]\{16\}: ' "$dir/tlb.txt" | head -n1)"
-	samples "$dir/tlb.txt" "$noncanon" > "$WORK/samples"
+	# The RAM file is the guest's memory itself (shared mapping): while the
+	# vCPU is stopped, a copy is a consistent image of this instant.
+	cp --sparse=always "$WORK/ram" "$dir/ram.img"
+	tlb_expect "$dir/ram.img" "$dir/tlb.txt" > "$WORK/leaves" 2> "$WORK/tlb_expect.log" ||
+		{ cat "$WORK/tlb_expect.log" >&2; die "$name: image and info tlb disagree"; }
+	samples "$WORK/leaves" "$noncanon" > "$WORK/samples"
 	mapfile -t cmds < <(awk '{ print "gva2gpa " $1 }' "$WORK/samples")
 	mon "${cmds[@]}" > "$WORK/answers"
 	[ "$(wc -l < "$WORK/answers")" -eq "$(wc -l < "$WORK/samples")" ] ||
 		die "gva2gpa: $(wc -l < "$WORK/samples") questions, $(wc -l < "$WORK/answers") answers"
 	paste -d' ' "$WORK/samples" <(sed 's/^gpa: //' "$WORK/answers") > "$dir/gva.txt"
-	# The RAM file is the guest's memory itself (shared mapping): while the
-	# vCPU is stopped, a copy is a consistent image of this instant.
-	cp --sparse=always "$WORK/ram" "$dir/ram.img"
-	log "capture $name: $(wc -l < "$dir/tlb.txt") leaves, $(wc -l < "$dir/gva.txt") gva2gpa samples"
+	log "capture $name: $(wc -l < "$dir/tlb.txt") leaves" \
+		"($(awk '{ n[$3]++ } END { for (s in n) printf "%s %d ", s, n[s] }' "$WORK/leaves")), $(wc -l < "$dir/gva.txt") gva2gpa samples"
 	touch "$dir/done"
 }
 
@@ -199,7 +207,7 @@ spin_pid() { grep -ao 'spin=[0-9]*' "$WORK/serial.log" | head -n1 | cut -d= -f2;
 
 guest_long4()
 {
-	start_qemu qemu64 ""
+	start_qemu qemu64 512 ""
 	wait_marker
 	stop_when '[ "$CPL" = 3 ]'
 	check_cr4 "!LA57:12"
@@ -210,7 +218,9 @@ guest_long4()
 guest_long5()
 {
 	local ucr3
-	start_qemu max "pti=on"
+	# 3G: the direct map then has a 1G page (1G..2G is all RAM), and the pc
+	# machine still keeps all of it below 4G, one flat range from GPA 0.
+	start_qemu max 3072 "pti=on"
 	wait_marker
 	grep -aq 'page tables isolation: enabled' "$WORK/serial.log" ||
 		die "the kernel did not enable page table isolation"

@@ -36,18 +36,6 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 FAILED=0
 
-helper()
-{
-	local bin=$CACHE/bin/tlb_expect src=$REAL_DIR/tlb_expect.c
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
-		mkdir -p "$CACHE/bin"
-		${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||
-			die "cannot build $src"
-		mv "$bin.tmp" "$bin"
-	fi
-	echo "$bin"
-}
-
 WALK=("$MV" walk --image "$CAP/ram.img" --cr3 "$CR3" --cr0 "$CR0"
       --cr4 "$CR4" --efer "$EFER")
 
@@ -87,10 +75,9 @@ mismatch()
 
 check_dump()
 {
-	local tool best=999 t0 t i
-	tool=$(helper)
-	"$tool" "$CAP/ram.img" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" \
-		< "$CAP/tlb.txt" > "$OUT/expected.dump" 2> "$OUT/tlb_expect.log" ||
+	local best=999 t0 t i
+	tlb_expect "$CAP/ram.img" "$CAP/tlb.txt" > "$OUT/expected.dump" \
+		2> "$OUT/tlb_expect.log" ||
 		{ cat "$OUT/tlb_expect.log" >&2; die "$NAME: capture inconsistent"; }
 	for i in 1 2 3; do
 		t0=$(now)

@@ -45,3 +45,18 @@ guest_captures()
 	esac
 }
 bench_name() { echo "mmu.walk_dump_real_${1//-/_}"; }
+
+# tlb_expect IMAGE TLB: QEMU's `info tlb` lines as `memvisor walk --dump`
+# must print them (see tlb_expect.c); the registers come from cr.env,
+# already sourced. The helper is built on first use.
+tlb_expect()
+{
+	local bin=$CACHE/bin/tlb_expect src=$REAL_DIR/tlb_expect.c
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+		mkdir -p "$CACHE/bin"
+		${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||
+			die "cannot build $src"
+		mv "$bin.tmp" "$bin"
+	fi
+	"$bin" "$1" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" < "$2"
+}

@@ -207,11 +207,13 @@ spin_pid() { grep -ao 'spin=[0-9]*' "$WORK/serial.log" | head -n1 | cut -d= -f2;
 
 guest_long4()
 {
-	start_qemu qemu64 512 ""
+	# vsyscall=emulate maps the vsyscall page (0xffffffffff600000) for user
+	# reads: a user page in the kernel half, U set all the way down.
+	start_qemu qemu64 512 "vsyscall=emulate"
 	wait_marker
 	stop_when '[ "$CPL" = 3 ]'
 	check_cr4 "!LA57:12"
-	capture long4 "qemu64, 4-level paging, no PTI: stopped in user mode (CPL 3, RIP $RIP) in the busy 'sh -c while :; do echo x > /dev/null; done' loop, pid $(spin_pid); CR3 is its page table" \
+	capture long4 "qemu64, 4-level paging, no PTI, vsyscall page mapped: stopped in user mode (CPL 3, RIP $RIP) in the busy 'sh -c while :; do echo x > /dev/null; done' loop, pid $(spin_pid); CR3 is its page table" \
 		"0x0000800000000000 0xffff7ffffffff000 0x8000000000000000"
 }
 

@@ -9,9 +9,12 @@
 # 2. Every gva2gpa sample: same GPA (page offset included), and the page
 #    size and flags of its page; QEMU's "Unmapped" is a not-present fault
 #    (error code 0x0, 0x4 with --user), "fault gp" for non-canonical VAs.
-# 3. Every mapped sample under each access (read, write, fetch) as user and
+# 3. Every sample under each access (read, write, fetch) as user and
 #    supervisor: allowed or faulting with the x86 error code the flags imply
-#    under this capture's CR0.WP, CR4.SMEP/SMAP and EFER.NXE.
+#    under this capture's CR0.WP, CR4.SMEP/SMAP (EFLAGS.AC clear) and
+#    EFER.NXE; and once more with --mode named explicitly.
+#    The same for one VA (scattered offset) in every leaf QEMU lists, with
+#    the GPA from info tlb.
 # 4. The time of the --dump (best of 3), as a JSON line named BENCH-NAME;
 #    with --time-limit, slower than that fails.
 set -euo pipefail
@@ -76,7 +79,7 @@ mismatch()
 check_dump()
 {
 	local best=999 t0 t i
-	tlb_expect "$CAP/ram.img" "$CAP/tlb.txt" > "$OUT/expected.dump" \
+	tlb_expect "$CAP/ram.img" "$CAP/tlb.txt" "$OUT/probes" > "$OUT/expected.dump" \
 		2> "$OUT/tlb_expect.log" ||
 		{ cat "$OUT/tlb_expect.log" >&2; die "$NAME: capture inconsistent"; }
 	for i in 1 2 3; do
@@ -91,7 +94,7 @@ check_dump()
 		best=$(awk -v a="$best" -v b="$t" 'BEGIN { print (b < a ? b : a) }')
 	done
 	if cmp -s "$OUT/expected.dump" "$OUT/actual.dump"; then
-		echo "ok $NAME: --dump matches info tlb on all $(wc -l < "$OUT/expected.dump") leaves ($(sed 's/^tlb_expect: [0-9]* leaves //' "$OUT/tlb_expect.log"))"
+		echo "ok $NAME: --dump matches info tlb on all $(wc -l < "$OUT/expected.dump") leaves ($(sed 's/^tlb_expect: [0-9]* leaves, //' "$OUT/tlb_expect.log"))"
 	else
 		mismatch "--dump" "$OUT/expected.dump" "$OUT/actual.dump"
 	fi
@@ -102,8 +105,9 @@ check_dump()
 	fi
 }
 
-# expect_samples ACCESS USER: the walker's expected answer for every
-# gva2gpa sample under one access kind (r/w/x) and privilege (0/1).
+# expect_samples SET ACCESS USER: the walker's expected answer for every
+# VA of SET ("<va> <page va> <gpa>|Unmapped" lines: the gva2gpa samples, or
+# one VA in every leaf) under one access kind (r/w/x) and privilege (0/1).
 # Rights follow the x86 rules for the effective flags of the page:
 #   user:       needs U; a write needs W; a fetch needs X clear
 #   supervisor: on a U page, SMEP forbids fetches and SMAP reads and writes
@@ -112,7 +116,7 @@ check_dump()
 # and the error code is P | W(write) | U(user) | I/D(fetch, NXE or SMEP).
 expect_samples()
 {
-	awk -v acc="$1" -v user="$2" -v la57=$(( CR4 >> 12 & 1 )) \
+	awk -v acc="$2" -v user="$3" -v la57=$(( CR4 >> 12 & 1 )) \
 	    -v wp=$(( CR0 >> 16 & 1 )) -v smep=$(( CR4 >> 20 & 1 )) \
 	    -v smap=$(( CR4 >> 21 & 1 )) -v nxe=$(( EFER >> 11 & 1 )) '
 	function canonical(va,    top) {
@@ -147,20 +151,21 @@ expect_samples()
 			exit 2
 		} else if (denied(flags[page])) print va " fault " code(1)
 		else print va " -> " pad(ans) " " size[page] " " flags[page]
-	}' "$OUT/expected.dump" "$CAP/gva.txt"
+	}' "$OUT/expected.dump" "$1"
 }
 
-check_samples()
+# check_walks SET TAG WHAT: single-VA walks of every VA of SET, see above.
+check_walks()
 {
-	local acc user args n=0 bad=0 f vas
-	mapfile -t vas < <(awk '{ print $1 }' "$CAP/gva.txt")
+	local set=$1 tag=$2 what=$3 acc user args n=0 bad=0 f vas
+	mapfile -t vas < <(awk '{ print $1 }' "$set")
 	for acc in r w x; do
 		for user in 0 1; do
-			f=$OUT/walk-$acc-$user
+			f=$OUT/walk-$tag-$acc-$user
 			args=(--access "$acc")
 			[ "$user" = 0 ] || args+=(--user)
-			expect_samples "$acc" "$user" > "$f.expected" ||
-				die "$NAME: cannot build the expected sample answers"
+			expect_samples "$set" "$acc" "$user" > "$f.expected" ||
+				die "$NAME: cannot build the expected answers for $set"
 			if ! timeout 60 "${WALK[@]}" "${args[@]}" "${vas[@]}" \
 				> "$f.actual" 2> "$f.err"; then
 				bad=1
@@ -176,7 +181,7 @@ check_samples()
 	done
 	# Naming the mode the registers imply must change nothing.
 	local mode=long$(( CR4 >> 12 & 1 ? 5 : 4 ))
-	f=$OUT/walk-r-0
+	f=$OUT/walk-$tag-r-0
 	if ! timeout 60 "${WALK[@]}" --mode "$mode" --access r "${vas[@]}" \
 		> "$f.mode" 2> "$f.err"; then
 		bad=1
@@ -187,12 +192,15 @@ check_samples()
 		mismatch "walk --mode $mode --access r" "$f.expected" "$f.mode"
 	fi
 	if [ "$bad" = 0 ]; then
-		echo "ok $NAME: $n single-VA walks agree (${#vas[@]} gva2gpa samples x r/w/x x user/supervisor)"
+		echo "ok $NAME: $n single-VA walks agree (${#vas[@]} $what x r/w/x x user/supervisor, and --mode $mode)"
 	else
 		FAILED=1
 	fi
 }
 
 check_dump
-[ -s "$OUT/expected.dump" ] && check_samples
+if [ -s "$OUT/expected.dump" ]; then
+	check_walks "$CAP/gva.txt" gva "gva2gpa samples"
+	check_walks "$OUT/probes" leaf "VAs, one in every leaf of info tlb,"
+fi
 [ "$FAILED" -eq 0 ]

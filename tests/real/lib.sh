@@ -46,7 +46,7 @@ guest_captures()
 }
 bench_name() { echo "mmu.walk_dump_real_${1//-/_}"; }
 
-# tlb_expect IMAGE TLB: QEMU's `info tlb` lines as `memvisor walk --dump`
+# tlb_expect IMAGE TLB [PROBES]: QEMU's `info tlb` lines as `memvisor walk --dump`
 # must print them (see tlb_expect.c); the registers come from cr.env,
 # already sourced. The helper is built on first use.
 tlb_expect()
@@ -58,5 +58,5 @@ tlb_expect()
 			die "cannot build $src"
 		mv "$bin.tmp" "$bin"
 	fi
-	"$bin" "$1" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" < "$2"
+	"$bin" "$1" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" ${3:+"$3"} < "$2"
 }

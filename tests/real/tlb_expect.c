@@ -2,7 +2,7 @@
  * tlb_expect: turns QEMU's `info tlb` into what `memvisor walk --dump` must
  * print for the same page table.
  *
- *   tlb_expect IMAGE CR3 CR4 EFER < tlb.txt > expected.txt
+ *   tlb_expect IMAGE CR3 CR4 EFER [PROBES] < tlb.txt > expected.txt
  *
  * QEMU lists every present leaf with the leaf entry's own bits, and says
  * nothing about the page size beyond 'P'. The walker prints the page size
@@ -17,6 +17,10 @@
  * QEMU's masks, all nine bits) so a capture whose image and table disagree
  * is rejected rather than compared. Long mode only (4- and 5-level), which
  * is what a 64-bit Linux guest runs. A summary goes to stderr.
+ *
+ * With PROBES, it also writes one line per leaf in the form of the gva2gpa
+ * samples ("<va> <page va> <gpa>"), for a VA at a scattered offset inside
+ * the page, so that single-VA walks can be checked on every leaf.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -140,7 +144,7 @@ struct counts {
 };
 
 static void expect_line(const struct image *img, uint64_t cr3, int levels,
-			const char *line, struct counts *n)
+			const char *line, struct counts *n, FILE *probes)
 {
 	char vas[32], gpas[32], flags[16], want[10];
 	if (sscanf(line, "%31[0-9a-f]: %31[0-9a-f] %15s", vas, gpas, flags) != 3 ||
@@ -170,12 +174,19 @@ static void expect_line(const struct image *img, uint64_t cr3, int levels,
 	}
 	printf("0x%016" PRIx64 ": 0x%016" PRIx64 " %s %s\n", va, gpa,
 	       size_name[l.level], flags);
+	if (probes) {
+		/* One VA somewhere inside the page, scattered by a hash. */
+		uint64_t size = 1ULL << (12 + 9 * (l.level - 1));
+		uint64_t off = ((va >> 12) * 0x9e3779b97f4a7c15ULL >> 24) & (size - 1);
+		fprintf(probes, "0x%016" PRIx64 " 0x%016" PRIx64 " 0x%" PRIx64 "\n",
+			va + off, va, gpa + off);
+	}
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: tlb_expect IMAGE CR3 CR4 EFER < tlb.txt\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: tlb_expect IMAGE CR3 CR4 EFER [PROBES] < tlb.txt\n");
 		return 2;
 	}
 	struct image img;
@@ -186,13 +197,18 @@ int main(int argc, char **argv)
 		fail(argv[3], "not long mode (CR4.PAE and EFER.LMA needed)");
 	int levels = cr4 & CR4_LA57 ? 5 : 4;
 	struct counts n = { 0 };
+	FILE *probes = NULL;
+	if (argc == 6 && !(probes = fopen(argv[5], "w")))
+		fail(argv[5], strerror(errno));
 	char line[256];
 	while (fgets(line, sizeof(line), stdin)) {
 		line[strcspn(line, "\n")] = 0;
 		if (*line)
-			expect_line(&img, cr3, levels, line, &n);
+			expect_line(&img, cr3, levels, line, &n, probes);
 	}
-	fprintf(stderr, "tlb_expect: %lu leaves (%d-level); rights restricted "
+	if (probes && fclose(probes))
+		fail(argv[5], strerror(errno));
+	fprintf(stderr, "tlb_expect: %lu leaves, %d-level paging; rights restricted "
 		"above the leaf: X %lu, U %lu, W %lu\n", n.leaves, levels,
 		n.x_above, n.u_above, n.w_above);
 	return 0;

@@ -39,6 +39,7 @@ mon()
 {
 	local out=$WORK/mon.out i
 	: > "$out"
+	# shellcheck disable=SC2094 # polls the answer socat is still writing
 	{
 		printf '%s\n' "$@" "print $MARK"
 		for ((i = 0; i < MON_TIMEOUT * 20; i++)); do
@@ -60,8 +61,8 @@ start_qemu()
 	WORK=$(mktemp -d "$CACHE/boot.XXXXXX")
 	log "booting -cpu $cpu -m ${mb}M, kernel options: $append"
 	timeout $QEMU_LIFETIME qemu-system-x86_64 -accel tcg -cpu "$cpu" \
-		-m ${mb}M -smp 1 -nodefaults -display none -no-reboot \
-		-object memory-backend-file,id=ram,size=${mb}M,mem-path="$WORK/ram",share=on \
+		-m "${mb}M" -smp 1 -nodefaults -display none -no-reboot \
+		-object "memory-backend-file,id=ram,size=${mb}M,mem-path=$WORK/ram,share=on" \
 		-machine pc,memory-backend=ram \
 		-kernel "$KERNEL" -initrd "$INITRD" \
 		-append "console=ttyS0 panic=-1 $append" \
@@ -109,6 +110,7 @@ parse_regs()
 # satisfy COND (a shell test over $CPL $HLT $CR3), then leaves it stopped.
 stop_when()
 {
+	# COND is evaluated later, on purpose: single-quoted by the callers.
 	local cond=$1 try
 	for ((try = 1; try <= 200; try++)); do
 		mon stop 'info registers' > "$WORK/regs.txt"

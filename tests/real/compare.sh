@@ -78,11 +78,11 @@ mismatch()
 
 check_dump()
 {
-	local best=999 t0 t i
+	local best=999 t0 t
 	tlb_expect "$CAP/ram.img" "$CAP/tlb.txt" "$OUT/probes" > "$OUT/expected.dump" \
 		2> "$OUT/tlb_expect.log" ||
 		{ cat "$OUT/tlb_expect.log" >&2; die "$NAME: capture inconsistent"; }
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		t0=$(now)
 		if ! timeout 60 "${WALK[@]}" --dump > "$OUT/actual.dump" 2> "$OUT/walk.err"; then
 			FAILED=1

@@ -61,8 +61,9 @@ busybox_path()
 {
 	local b
 	b=$(dpkg -L busybox-static 2>/dev/null | grep -m1 '/bin/busybox$' || true)
-	[ -n "$b" ] && [ -x "$b" ] ||
+	if [ -z "$b" ] || [ ! -x "$b" ]; then
 		die "busybox-static is not installed: run scripts/install-deps.sh real"
+	fi
 	echo "$b"
 }
 

@@ -10,6 +10,7 @@ CACHE=${MV_REAL_CACHE:-$REAL_DIR/cache}
 #   kernel keep two page tables per process, and the kernel one has NX set
 #   in its user-half top-level entries: a real case where the effective
 #   rights differ from the leaf entries' own bits.
+# shellcheck disable=SC2034 # used by run.sh
 REAL_GUESTS="long4 long5"
 
 log() { printf 'real: %s\n' "$*" >&2; }

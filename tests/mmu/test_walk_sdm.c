@@ -11,8 +11,8 @@
  * none on a fault; none at all for an MV_ACC_NO_AD probe).
  *
  * Under ASan (slow), MV_SDM_STRIDE runs every 7th case (7 is prime to
- * every radix of the enumeration, so every digit still takes every value); the plain build
- * (`make test`) runs all of them. */
+ * every radix of the enumeration, so every digit still takes every value);
+ * the plain build (`make test`) runs all of them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -494,37 +494,18 @@ static void run_family(const struct family *f)
 	assert_true((outcomes[OUT_GP] > 0) == (f->mode == SDM_PAE));
 }
 
-static void legacy_32bit(void **state)
+static void family_test(void **state)
 {
-	(void)state;
-	run_family(&families[0]);
-}
-
-static void pae(void **state)
-{
-	(void)state;
-	run_family(&families[1]);
-}
-
-static void long_4level(void **state)
-{
-	(void)state;
-	run_family(&families[2]);
-}
-
-static void long_5level(void **state)
-{
-	(void)state;
-	run_family(&families[3]);
+	run_family(*state);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(legacy_32bit),
-		cmocka_unit_test(pae),
-		cmocka_unit_test(long_4level),
-		cmocka_unit_test(long_5level),
+		cmocka_unit_test_prestate(family_test, (void *)&families[0]),
+		cmocka_unit_test_prestate(family_test, (void *)&families[1]),
+		cmocka_unit_test_prestate(family_test, (void *)&families[2]),
+		cmocka_unit_test_prestate(family_test, (void *)&families[3]),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * in a raw guest RAM image, or list every mapped page (--dump), in the
  * format of QEMU's `info tlb`. The image is mapped read-only: walks never
  * set accessed/dirty bits in it. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -74,8 +75,8 @@ static bool parse_hex(const char *s, uint64_t *v)
 
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		s += 2;
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
+	if (!isxdigit((unsigned char)*s))
+		return false;  /* strtoull would take spaces and signs */
 	errno = 0;
 	*v = strtoull(s, &end, 16);
 	return !errno && !*end;
@@ -281,16 +282,13 @@ static int setup_paging(struct mv_paging *pg, const struct walk_opts *o,
 			"CR4.PAE, EFER.LMA without PG)\n");
 		return 2;
 	}
-	if (rc == MV_WALK_OK)
-		return check_root(pg, o, img);
-	if (check_root(pg, o, img))
-		return 1;
-	fprintf(stderr, "memvisor walk: loading CR3 0x%llx %s\n",
+	if (rc == MV_WALK_OK || rc == MV_WALK_NOT_RAM)
+		return check_root(pg, o, img);  /* NOT_RAM: PDPT outside */
+	fprintf(stderr, "memvisor walk: loading CR3 0x%llx would #GP: %s\n",
 		(unsigned long long)o->regs.cr3,
-		rc == MV_WALK_GP ? "would #GP: a present PDPTE has reserved "
-				   "bits set, or CR3 has bits above "
-				   "MAXPHYADDR"
-				 : "reads the PDPTEs outside the image");
+		pg->mode == MV_PAGING_PAE ? "a present PDPTE has reserved "
+					    "bits set"
+					  : "CR3 has bits above MAXPHYADDR");
 	return 1;
 }
 

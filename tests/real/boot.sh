@@ -3,7 +3,7 @@
 # with the vCPU stopped, everything a page-table walk needs and what QEMU
 # itself says about the page tables:
 #   boot.sh long4   -cpu qemu64, 512M      -> capture long4
-#   boot.sh long5   -cpu max, 3G, pti=on   -> captures long5, long5-user
+#   boot.sh long5   -cpu max, 3G, pti=on nokaslr -> captures long5, long5-user
 # Each capture directory (cache/captures/<guest id>/<name>/) holds
 #   ram.img    guest RAM from GPA 0 (512M or 3G: one flat range below the
 #              PCI hole)
@@ -180,7 +180,7 @@ samples()
 
 capture()
 {
-	local name=$1 about=$2 noncanon=$3 dir cmds
+	local name=$1 about=$2 noncanon=$3 sizes=$4 dir cmds size
 	dir=$OUT/$name
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -194,6 +194,11 @@ capture()
 	cp --sparse=always "$WORK/ram" "$dir/ram.img"
 	tlb_expect "$dir/ram.img" "$dir/tlb.txt" > "$WORK/leaves" 2> "$WORK/tlb_expect.log" ||
 		{ cat "$WORK/tlb_expect.log" >&2; die "$name: image and info tlb disagree"; }
+	# The page sizes this guest is there to show must be there.
+	for size in $sizes; do
+		grep -q " $size " "$WORK/leaves" ||
+			die "$name: no $size page in the page table (kernel changed?)"
+	done
 	samples "$WORK/leaves" "$noncanon" > "$WORK/samples"
 	mapfile -t cmds < <(awk '{ print "gva2gpa " $1 }' "$WORK/samples")
 	mon "${cmds[@]}" > "$WORK/answers"
@@ -216,7 +221,7 @@ guest_long4()
 	stop_when '[ "$CPL" = 3 ]'
 	check_cr4 "!LA57:12"
 	capture long4 "qemu64, 4-level paging, no PTI, vsyscall page mapped: stopped in user mode (CPL 3, RIP $RIP) in the busy 'sh -c while :; do echo x > /dev/null; done' loop, pid $(spin_pid); CR3 is its page table" \
-		"0x0000800000000000 0xffff7ffffffff000 0x8000000000000000"
+		"0x0000800000000000 0xffff7ffffffff000 0x8000000000000000" "4K 2M"
 }
 
 guest_long5()
@@ -224,7 +229,9 @@ guest_long5()
 	local ucr3
 	# 3G: the direct map then has a 1G page (1G..2G is all RAM), and the pc
 	# machine still keeps all of it below 4G, one flat range from GPA 0.
-	start_qemu max 3072 "pti=on"
+	# nokaslr keeps the kernel image (whose direct-map alias is split into
+	# small pages) out of that gigabyte.
+	start_qemu max 3072 "pti=on nokaslr"
 	wait_marker
 	grep -aq 'page tables isolation: enabled' "$WORK/serial.log" ||
 		die "the kernel did not enable page table isolation"
@@ -233,13 +240,13 @@ guest_long5()
 	ucr3=$CR3
 	(( ucr3 & 0x1000 )) || die "user-mode CR3=$CR3 is not a PTI user table"
 	capture long5-user "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in user mode (CPL 3, RIP $RIP) in the busy sh loop, pid $(spin_pid); CR3 is its PTI user page table" \
-		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000"
+		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000" "4K 2M"
 	mon cont > /dev/null
 	# Same process, kernel half: PTI puts the kernel table right below.
 	stop_when '[ "$CPL" = 0 ] && [ "$HLT" = 0 ] && (( CR3 == (ucr3 & ~0x1000) ))'
 	check_cr4 "LA57:12 SMEP:20 SMAP:21 PKE:22"
 	capture long5 "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in kernel mode (CPL 0, RIP $RIP) while running the busy sh loop, pid $(spin_pid); CR3 is its kernel page table (user half NX at the top level)" \
-		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000"
+		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000" "4K 2M 1G"
 }
 
 main()

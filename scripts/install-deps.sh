@@ -7,7 +7,7 @@
 set -eu
 
 packages=(cmake make gcc pkg-config libxxhash-dev libzstd-dev libcmocka-dev)
-# tests/real: boots a Debian kernel under QEMU TCG with a busybox initramfs.
+# tests/real: boots Debian kernels under QEMU TCG with busybox initramfs images.
 packages+=(qemu-system-x86 cpio busybox-static socat)
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-dev)

@@ -2,8 +2,10 @@
 # Boots the test guest under QEMU TCG with its RAM in a file and captures,
 # with the vCPU stopped, everything a page-table walk needs and what QEMU
 # itself says about the page tables:
-#   boot.sh long4   -cpu qemu64, 512M      -> capture long4
-#   boot.sh long5   -cpu max, 3G, pti=on nokaslr -> captures long5, long5-user
+#   boot.sh long4   amd64 kernel, -cpu qemu64, 512M        -> capture long4
+#   boot.sh long5   amd64 kernel, -cpu max, 3G, pti=on     -> long5, long5-user
+#   boot.sh legacy  i386 686 kernel, -cpu qemu64, 512M     -> capture legacy
+#   boot.sh pae     i386 686-pae kernel, -cpu max, 512M    -> capture pae
 # Each capture directory (cache/captures/<guest id>/<name>/) holds
 #   ram.img    guest RAM from GPA 0 (512M or 3G: one flat range below the
 #              PCI hole)
@@ -102,7 +104,7 @@ parse_regs()
 	local r=$1
 	printf 'CR0=0x%s\nCR3=0x%s\nCR4=0x%s\nEFER=0x%s\nCPL=%s\nRIP=0x%s\nHLT=%s\n' \
 		"$(reg CR0 < "$r")" "$(reg CR3 < "$r")" "$(reg CR4 < "$r")" \
-		"$(reg EFER < "$r")" "$(reg CPL < "$r")" "$(reg RIP < "$r")" \
+		"$(reg EFER < "$r")" "$(reg CPL < "$r")" "$(reg RIP < "$r")$(reg EIP < "$r")" \
 		"$(reg HLT < "$r")"
 }
 
@@ -127,20 +129,22 @@ stop_when()
 	die "the vCPU never stopped where '$cond' holds"
 }
 
-check_cr4()
+# check_bits "REG:NAME:BIT ...": the register bits this guest is there to
+# show (NAME, or !NAME for a bit that must be clear), e.g. CR4:LA57:12.
+check_bits()
 {
-	local want=$1 cr4=$((CR4)) efer=$((EFER)) bit name
-	(( (efer & 0x500) == 0x500 )) || die "EFER=$EFER: not long mode with LMA"
-	(( efer & 0x800 )) || die "EFER=$EFER: NXE clear"
-	for bit in $want; do
-		name=${bit%:*}
-		bit=${bit#*:}
+	local spec reg name bit val
+	for spec in $1; do
+		IFS=: read -r reg name bit <<< "$spec"
+		val=$(( ${!reg} ))
 		case $name in
-		!*) (( !(cr4 >> bit & 1) )) || die "CR4=$CR4: ${name#!} is set" ;;
-		*) (( cr4 >> bit & 1 )) || die "CR4=$CR4: $name is clear" ;;
+		!*) (( !(val >> bit & 1) )) || die "$reg=${!reg}: ${name#!} is set" ;;
+		*) (( val >> bit & 1 )) || die "$reg=${!reg}: $name is clear" ;;
 		esac
 	done
 }
+
+LONG="EFER:LMA:10 EFER:NXE:11 CR0:WP:16"
 
 # Sample VAs for gva2gpa, chosen from the leaves with their page sizes (the
 # output of tlb_expect): the first page of every kind (size and flags) and
@@ -159,7 +163,8 @@ samples()
 		read -r va _ size flags <<< "${lines[i]}"
 		va=${va%:}
 		case $size in
-		4K) size=0x1000 ;; 2M) size=0x200000 ;; 1G) size=0x40000000 ;;
+		4K) size=0x1000 ;; 2M) size=0x200000 ;; 4M) size=0x400000 ;;
+		1G) size=0x40000000 ;;
 		*) die "unexpected page size $size" ;;
 		esac
 		if [ -z "${seen[$size$flags]:-}" ] || (( i % step == 0 )) ||
@@ -170,6 +175,8 @@ samples()
 			k=$((k + 1))
 		fi
 		(( i + 1 < n )) || continue
+		# 32-bit paging: no VA beyond 4G.
+		(( EFER >> 10 & 1 || va + size + 8 <= 0xffffffff )) || continue
 		next=${lines[i + 1]%%:*}
 		if (( next != va + size && holes++ % 16 == 0 )); then
 			printf '0x%016x -\n' $(( va + size + 8 ))
@@ -216,10 +223,11 @@ guest_long4()
 {
 	# vsyscall=emulate maps the vsyscall page (0xffffffffff600000) for user
 	# reads: a user page in the kernel half, U set all the way down.
+	KERNEL=$KERNEL_64 INITRD=$INITRD_64
 	start_qemu qemu64 512 "vsyscall=emulate"
 	wait_marker
 	stop_when '[ "$CPL" = 3 ]'
-	check_cr4 "!LA57:12"
+	check_bits "$LONG CR4:!LA57:12"
 	capture long4 "qemu64, 4-level paging, no PTI, vsyscall page mapped: stopped in user mode (CPL 3, RIP $RIP) in the busy 'sh -c while :; do echo x > /dev/null; done' loop, pid $(spin_pid); CR3 is its page table" \
 		"0x0000800000000000 0xffff7ffffffff000 0x8000000000000000" "4K 2M"
 }
@@ -231,12 +239,13 @@ guest_long5()
 	# machine still keeps all of it below 4G, one flat range from GPA 0.
 	# nokaslr keeps the kernel image (whose direct-map alias is split into
 	# small pages) out of that gigabyte.
+	KERNEL=$KERNEL_64 INITRD=$INITRD_64
 	start_qemu max 3072 "pti=on nokaslr"
 	wait_marker
 	grep -aq 'page tables isolation: enabled' "$WORK/serial.log" ||
 		die "the kernel did not enable page table isolation"
 	stop_when '[ "$CPL" = 3 ]'
-	check_cr4 "LA57:12 SMEP:20 SMAP:21 PKE:22"
+	check_bits "$LONG CR4:LA57:12 CR4:SMEP:20 CR4:SMAP:21 CR4:PKE:22"
 	ucr3=$CR3
 	(( ucr3 & 0x1000 )) || die "user-mode CR3=$CR3 is not a PTI user table"
 	capture long5-user "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in user mode (CPL 3, RIP $RIP) in the busy sh loop, pid $(spin_pid); CR3 is its PTI user page table" \
@@ -244,15 +253,39 @@ guest_long5()
 	mon cont > /dev/null
 	# Same process, kernel half: PTI puts the kernel table right below.
 	stop_when '[ "$CPL" = 0 ] && [ "$HLT" = 0 ] && (( CR3 == (ucr3 & ~0x1000) ))'
-	check_cr4 "LA57:12 SMEP:20 SMAP:21 PKE:22"
+	check_bits "$LONG CR4:LA57:12 CR4:SMEP:20 CR4:SMAP:21 CR4:PKE:22"
 	capture long5 "max, 5-level paging, SMEP+SMAP+PKE, PTI: stopped in kernel mode (CPL 0, RIP $RIP) while running the busy sh loop, pid $(spin_pid); CR3 is its kernel page table (user half NX at the top level)" \
 		"0x0100000000000000 0xfeffffffffff0000 0x0000800000000000" "4K 2M 1G"
+}
+
+# The 32-bit kernels: legacy 2-level paging with 4M pages (686 has no PAE),
+# and PAE paging with NX, SMEP and SMAP (686-pae on -cpu max).
+guest_legacy()
+{
+	KERNEL=$KERNEL_686 INITRD=$INITRD_32
+	start_qemu qemu64 512 ""
+	wait_marker
+	stop_when '[ "$CPL" = 3 ]'
+	check_bits "CR0:WP:16 CR4:PSE:4 CR4:!PAE:5 EFER:!LMA:10"
+	capture legacy "qemu64, 32-bit kernel, 2-level (non-PAE) paging with 4M pages: stopped in user mode (CPL 3, RIP $RIP) in the busy sh loop, pid $(spin_pid); CR3 is its page table" \
+		"" "4K 4M"
+}
+
+guest_pae()
+{
+	KERNEL=$KERNEL_PAE INITRD=$INITRD_32
+	start_qemu max 512 ""
+	wait_marker
+	stop_when '[ "$CPL" = 3 ]'
+	check_bits "CR0:WP:16 CR4:PAE:5 CR4:SMEP:20 CR4:SMAP:21 EFER:!LMA:10 EFER:NXE:11"
+	capture pae "max, 32-bit kernel, PAE paging, NX+SMEP+SMAP: stopped in user mode (CPL 3, RIP $RIP) in the busy sh loop, pid $(spin_pid); CR3 is its page table" \
+		"" "4K 2M"
 }
 
 main()
 {
 	local guest=${1:-}
-	case $guest in long4|long5) ;; *) die "usage: boot.sh long4|long5" ;; esac
+	case " $REAL_GUESTS " in *" $guest "*) ;; *) die "usage: boot.sh <one of: $REAL_GUESTS>" ;; esac
 	need_cmd qemu-system-x86_64 socat timeout
 	[ -s "$CACHE/guest.env" ] || die "no guest: run tests/real/fetch.sh first"
 	# shellcheck disable=SC1091

@@ -39,7 +39,32 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 FAILED=0
 
-WALK=("$MV" walk --image "$CAP/ram.img" --cr3 "$CR3" --cr0 "$CR0"
+# PAE: QEMU (7.2, TCG) leaves the accessed bit (bit 5) set in the PDPTEs
+# whose gigabyte the guest used, a bit SDM 4.4.1 reserves: a CPU would
+# #GP on the next MOV to CR3, and the walker refuses such a CR3 likewise.
+# QEMU itself ignores the bit. So the walker is compared on a copy of the
+# image with exactly those bits clear, and what it says of the raw image is
+# reported (not judged).
+image_for_walker()
+{
+	local pdpt=$(( CR3 & 0xffffffe0 )) i e n=0 copy=$OUT/ram-pdpte-a-clear.img
+	if (( (EFER >> 10 & 1) || !(CR4 >> 5 & 1) )); then
+		echo "$CAP/ram.img"
+		return
+	fi
+	cp --sparse=always "$CAP/ram.img" "$copy"
+	for i in 0 1 2 3; do
+		e=$(od -An -t x8 -j $(( pdpt + 8 * i )) -N 8 "$copy" | tr -d ' ')
+		(( (16#$e & 0x21) == 0x21 )) || continue
+		printf '%b' "\\x$(printf %02x $(( 16#$e & 0xdf )))" |
+			dd of="$copy" bs=1 seek=$(( pdpt + 8 * i )) conv=notrunc status=none
+		n=$((n + 1))
+	done
+	echo "note $NAME: $n present PDPTEs have the accessed bit set (QEMU sets it; SDM 4.4.1 reserves it); compared on a copy with it clear. The walker on the raw image: $("$MV" walk --image "$CAP/ram.img" --cr3 "$CR3" --cr0 "$CR0" --cr4 "$CR4" --efer "$EFER" 0 2>&1 | head -n1)" >&2
+	echo "$copy"
+}
+
+WALK=("$MV" walk --image "$(image_for_walker)" --cr3 "$CR3" --cr0 "$CR0"
       --cr4 "$CR4" --efer "$EFER")
 
 # mismatch WHAT EXPECTED ACTUAL: reports the first differences, keyed by
@@ -113,13 +138,16 @@ check_dump()
 #   supervisor: on a U page, SMEP forbids fetches and SMAP reads and writes
 #               (no EFLAGS.AC: as for implicit accesses); a write needs W
 #               when CR0.WP is set; a fetch needs X clear
-# and the error code is P | W(write) | U(user) | I/D(fetch, NXE or SMEP).
+# and the error code is P | W(write) | U(user) | I/D(fetch, if SMEP or
+# PAE-format entries with NXE).
 expect_samples()
 {
 	awk -v acc="$2" -v user="$3" -v la57=$(( CR4 >> 12 & 1 )) \
+	    -v long=$(( EFER >> 10 & 1 )) -v pae=$(( CR4 >> 5 & 1 )) \
 	    -v wp=$(( CR0 >> 16 & 1 )) -v smep=$(( CR4 >> 20 & 1 )) \
 	    -v smap=$(( CR4 >> 21 & 1 )) -v nxe=$(( EFER >> 11 & 1 )) '
 	function canonical(va,    top) {
+		if (!long) return 1
 		top = substr(va, 3, la57 ? 2 : 5)
 		if (la57) return top == "00" || top == "ff"
 		return top ~ /^0000[0-7]$/ || top ~ /^ffff[89a-f]$/
@@ -138,7 +166,7 @@ expect_samples()
 		return (acc == "w" && !w && wp) || (acc == "x" && x && nxe)
 	}
 	function code(present,    fetch) {
-		fetch = acc == "x" && (nxe || smep)
+		fetch = acc == "x" && ((pae && nxe) || smep)
 		return sprintf("0x%x", present + (acc == "w") * 2 + user * 4 + fetch * 16)
 	}
 	NR == FNR { k = $1; sub(/:$/, "", k); size[k] = $3; flags[k] = $4; next }
@@ -180,7 +208,9 @@ check_walks()
 		done
 	done
 	# Naming the mode the registers imply must change nothing.
-	local mode=long$(( CR4 >> 12 & 1 ? 5 : 4 ))
+	local mode=legacy
+	(( !(CR4 >> 5 & 1) )) || mode=pae
+	(( !(EFER >> 10 & 1) )) || mode=long$(( CR4 >> 12 & 1 ? 5 : 4 ))
 	f=$OUT/walk-$tag-r-0
 	if ! timeout 60 "${WALK[@]}" --mode "$mode" --access r "${vas[@]}" \
 		> "$f.mode" 2> "$f.err"; then

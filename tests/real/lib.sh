@@ -4,14 +4,15 @@
 REAL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${MV_REAL_CACHE:-$REAL_DIR/cache}
 
-# The two guests: capture name -> QEMU CPU model and kernel command line.
+# The guests, one per paging mode (boot.sh says how each is booted):
 # long4: qemu64 has no LA57, so Linux runs 4-level paging.
 # long5: max has LA57 (5-level), SMEP, SMAP and PKU; pti=on makes the
 #   kernel keep two page tables per process, and the kernel one has NX set
 #   in its user-half top-level entries: a real case where the effective
 #   rights differ from the leaf entries' own bits.
+# legacy, pae: 32-bit kernels, 2-level paging with 4M pages and PAE.
 # shellcheck disable=SC2034 # used by run.sh
-REAL_GUESTS="long4 long5"
+REAL_GUESTS="long4 long5 legacy pae"
 
 log() { printf 'real: %s\n' "$*" >&2; }
 die() { printf 'real: error: %s\n' "$*" >&2; exit 1; }
@@ -43,6 +44,7 @@ guest_captures()
 	case $1 in
 	long4) echo long4 ;;
 	long5) echo long5 long5-user ;;
+	*) echo "$1" ;;
 	esac
 }
 bench_name() { echo "mmu.walk_dump_real_${1//-/_}"; }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The real-guest test of `memvisor walk`:
 #   run.sh [--time-limit SECONDS | --no-time-limit] MEMVISOR
-# fetches a Debian kernel and builds a busybox initramfs (fetch.sh), boots
-# it under QEMU TCG with 4-level (qemu64) and 5-level (max) paging and
-# captures RAM, registers, `info tlb` and gva2gpa samples (boot.sh), then
-# checks the walker against all of it (compare.sh). Captures are cached in
-# tests/real/cache/ and reused while the kernel, initramfs and boot.sh are
-# unchanged; MV_REAL_FRESH=1 boots again regardless.
+# fetches Debian kernels and builds busybox initramfs images (fetch.sh),
+# boots them under QEMU TCG in 4-level (qemu64), 5-level (max), 32-bit and
+# PAE paging and captures RAM, registers, `info tlb` and gva2gpa samples
+# (boot.sh), then checks the walker against all of it (compare.sh).
+# Captures are cached in
+# tests/real/cache/ and reused while the kernels, initramfs images and
+# boot.sh are unchanged; MV_REAL_FRESH=1 boots again regardless.
 # Exit status 0 only if every comparison agrees. The --dump time of each
 # capture is printed as a JSON line; by default a dump slower than 1 s
 # fails (--no-time-limit: only report it).

@@ -136,7 +136,8 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 		  uint32_t count, const uint64_t *gfns, unsigned flags,
 		  mv_page_id *ids);
 /* Free @count private pages owned by @vm. All or nothing: -MV_EINVAL and
- * no change if any id is not a private page of @vm (or appears twice). */
+ * no change if any id is not a private page of @vm (or appears twice);
+ * -MV_EBUSY and no change if one is being moved (mv_host_move_page). */
 int mv_host_free(struct mv_host *host, mv_vmid vm, uint32_t count,
 		 const mv_page_id *ids);
 /* Record the guest frame a private page now backs (handy pages get their
@@ -182,7 +183,9 @@ int mv_host_balloon_deflate(struct mv_host *host, mv_vmid vm, uint64_t count);
 /* ---- fragmentation ---------------------------------------------------- */
 
 /* Move one private page to a fuller chunk through its owner's mover.
- * @new_id (may be NULL) receives where it went. */
+ * @new_id (may be NULL) receives where it went. -MV_EBUSY and no change if
+ * the mover refuses; -MV_ESTATE if the owner has no mover; -MV_ENOENT if no
+ * chunk is at least as full as the page's own. */
 int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id);
 /* Vacate nearly empty chunks by moving their pages into fuller ones, at
  * most @max_moves moves; @moved (may be NULL) receives how many were made.

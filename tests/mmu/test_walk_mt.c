@@ -81,6 +81,8 @@ static void ad_updates_do_not_lose_other_writes(void **state)
 	gm.cmpxchg = counting_cmpxchg;
 	assert_int_equal(mv_paging_init(&pg, &r, NULL, &gm), MV_WALK_OK);
 	assert_int_equal(pthread_create(&t, NULL, writer, NULL), 0);
+	while (!__atomic_load_n(&writes, __ATOMIC_RELAXED))
+		;  /* start together */
 	/* Walk until both sides have done ROUNDS, so that they overlap. */
 	for (unsigned i = 0; i < ROUNDS ||
 	     __atomic_load_n(&writes, __ATOMIC_RELAXED) < ROUNDS; i++) {

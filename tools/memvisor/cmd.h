@@ -10,6 +10,7 @@ struct mv_cmd {
 
 /* One line per subcommand; main.c lists them in this order. */
 extern const struct mv_cmd mv_cmd_version;
+extern const struct mv_cmd mv_cmd_run;
 extern const struct mv_cmd mv_cmd_walk;
 
 #endif

@@ -6,6 +6,7 @@
 
 static const struct mv_cmd *const commands[] = {
 	&mv_cmd_version,
+	&mv_cmd_run,
 	&mv_cmd_walk,
 };
 

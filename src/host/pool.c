@@ -1,0 +1,131 @@
+/* The pool itself: creation, destruction, and seeding it with memory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+#define DEFAULT_EMPTY_CACHE 2
+
+static int pool_map(struct mv_host *h)
+{
+	h->table = mmap(NULL, (size_t)POOL_MAX_CHUNKS * sizeof(*h->table),
+			PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (h->table == MAP_FAILED) {
+		h->table = NULL;
+		return -MV_ENOMEM;
+	}
+	/* Nothing may write the zero page: map it read-only. */
+	h->zero_page = mmap(NULL, MV_PAGE_SIZE, PROT_READ,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (h->zero_page == MAP_FAILED) {
+		h->zero_page = NULL;
+		return -MV_ENOMEM;
+	}
+	h->id_bitmap = calloc(1, sizeof(*h->id_bitmap));
+	if (!h->id_bitmap)
+		return -MV_ENOMEM;
+	h->id_bitmap[0] = 1;    /* chunk 0 is reserved */
+	h->id_words = 1;
+	h->id_hwm = 1;
+	if (h->cfg.seeded)
+		return 0;
+	h->memfd = memfd_create("memvisor-pool", MFD_CLOEXEC);
+	return h->memfd < 0 ? -errno : 0;
+}
+
+/* The lock is held for one batch (microseconds): spinning a little before
+ * sleeping keeps two threads from paying a futex round-trip per batch. */
+static int lock_init(pthread_mutex_t *lock)
+{
+	pthread_mutexattr_t attr;
+	int rc = pthread_mutexattr_init(&attr);
+
+	if (!rc)
+		rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	if (!rc)
+		rc = pthread_mutex_init(lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return -rc;
+}
+
+int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out)
+{
+	struct mv_host_config def = { .empty_chunk_cache = DEFAULT_EMPTY_CACHE };
+	struct mv_host *h;
+	int rc;
+
+	if (!out || (cfg && (unsigned)cfg->overcommit > MV_OVERCOMMIT_ALLOW))
+		return -MV_EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -MV_ENOMEM;
+	h->cfg = cfg ? *cfg : def;
+	h->memfd = -1;
+	rc = pool_map(h);
+	if (!rc)
+		rc = lock_init(&h->lock);
+	if (rc) {
+		if (h->table)
+			munmap(h->table, (size_t)POOL_MAX_CHUNKS * sizeof(*h->table));
+		if (h->zero_page)
+			munmap(h->zero_page, MV_PAGE_SIZE);
+		if (h->memfd >= 0)
+			close(h->memfd);
+		free(h->id_bitmap);
+		free(h);
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+void mv_host_destroy(struct mv_host *host)
+{
+	if (!host)
+		return;
+	chunk_release_all(host);
+	for (uint32_t vm = 1; vm <= MV_HOST_MAX_VMS; vm++)
+		free(host->vms[vm]);
+	munmap(host->table, (size_t)POOL_MAX_CHUNKS * sizeof(*host->table));
+	munmap(host->zero_page, MV_PAGE_SIZE);
+	if (host->memfd >= 0)
+		close(host->memfd);
+	free(host->id_bitmap);
+	free(host->seeds);
+	pthread_mutex_destroy(&host->lock);
+	free(host);
+}
+
+static int seed_locked(struct mv_host *h, uint8_t *mem, size_t n)
+{
+	/* Room for every seeded chunk ever given, so that releasing one back
+	 * to this list can never fail. */
+	uint32_t cap = h->seeds_cap + (uint32_t)n;
+	void **seeds = realloc(h->seeds, cap * sizeof(*seeds));
+
+	if (!seeds)
+		return -MV_ENOMEM;
+	h->seeds = seeds;
+	h->seeds_cap = cap;
+	/* Lowest address last: chunks are carved from the end of the list. */
+	for (size_t i = n; i--;)
+		h->seeds[h->nseeds++] = mem + i * MV_CHUNK_SIZE;
+	return 0;
+}
+
+int mv_host_seed(struct mv_host *host, void *mem, size_t bytes)
+{
+	int rc;
+
+	if (!host || !mem || !bytes || ((uintptr_t)mem & (MV_PAGE_SIZE - 1)) ||
+	    bytes % MV_CHUNK_SIZE || bytes / MV_CHUNK_SIZE >= POOL_MAX_CHUNKS)
+		return -MV_EINVAL;
+	pool_lock(host);
+	rc = seed_locked(host, mem, bytes / MV_CHUNK_SIZE);
+	pool_unlock(host);
+	return rc;
+}

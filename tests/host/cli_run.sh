@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# memvisor run: the over-commitment demonstration shows the budget error,
+# a real RSS that falls when chunks are released, intact guest content,
+# and rejects bad options with exit status 2.
+set -u
+tool=$1
+fail() { echo "cli_run: $*" >&2; exit 1; }
+
+out=$("$tool" run) || fail "memvisor run failed: $out"
+echo "$out"
+
+grep -q 'host page budget exhausted (-MV_EBUDGET)' <<<"$out" \
+  || fail "no budget-exhaustion error shown"
+grep -q '^verify .*still holds' <<<"$out" || fail "content not verified"
+
+# The RSS of every step, in order; it must rise while the guests write and
+# fall by at least 8 MiB at a step where chunks are released.
+mapfile -t rss < <(sed -n 's/.*| rss \([0-9]*\) KiB.*/\1/p' <<<"$out")
+[ "${#rss[@]}" -ge 8 ] || fail "expected an RSS figure per step, got ${#rss[@]}"
+max=0 dropped=0
+for ((i = 0; i < ${#rss[@]}; i++)); do
+  [ "${rss[i]}" -gt "$max" ] && max=${rss[i]}
+  if [ "$i" -gt 0 ] && [ $((rss[i - 1] - rss[i])) -ge 8192 ]; then
+    dropped=1
+  fi
+done
+[ "$max" -ge $((32 * 1024)) ] || fail "RSS never rose to the guests' size ($max KiB)"
+[ "$dropped" = 1 ] || fail "RSS never fell by 8 MiB at a step: ${rss[*]}"
+[ "${rss[-1]}" -lt $((max / 2)) ] || fail "final RSS ${rss[-1]} KiB not below half of $max"
+
+# Options.
+"$tool" run --help | grep -q '^usage: memvisor run' || fail "--help"
+small=$("$tool" run --vms 2 --pages 1024 --budget 0) || fail "small run failed"
+grep -q 'no limit' <<<"$small" || fail "--budget 0 is not 'no limit'"
+for bad in "--bogus" "--vms 1" "--vms 65" "--pages abc" "--pages 12x" \
+           "--budget -3" "--vms" "extra"; do
+  # shellcheck disable=SC2086
+  err=$("$tool" run $bad 2>&1 >/dev/null)
+  rc=$?
+  [ "$rc" = 2 ] || fail "'run $bad' exited $rc, want 2"
+  grep -q 'memvisor run:' <<<"$err" || fail "'run $bad' gave no clear error: $err"
+done
+echo "cli_run: ok"

@@ -1,0 +1,287 @@
+/* Chunks: id reuse, allocation order (hint, affinity, fullest partly used,
+ * empty cached, new), the empty-chunk cache, memory really returned to the
+ * host (RSS measured), and exporting a chunk through its memfd. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <cmocka.h>
+
+#include "host/host_test.h"
+#include "host/pool.h"
+
+#define BIG 100000
+
+static mv_page_id *alloc_n(struct mv_host *h, mv_vmid vm, uint32_t n)
+{
+	mv_page_id *ids = malloc(n * sizeof(*ids));
+
+	assert_non_null(ids);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, n, NULL, 0, ids), 0);
+	return ids;
+}
+
+/* Free @n of @vm's pages that lie in chunk @chunk, taken from @ids. */
+static void free_in_chunk(struct mv_host *h, mv_vmid vm, const mv_page_id *ids,
+			  uint32_t total, uint32_t chunk, uint32_t n)
+{
+	mv_page_id out[MV_CHUNK_PAGES];
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < total && k < n; i++)
+		if (mv_page_chunk(ids[i]) == chunk)
+			out[k++] = ids[i];
+	assert_int_equal(k, n);
+	assert_int_equal(mv_host_free(h, vm, n, out), 0);
+}
+
+static uint32_t one_page_chunk(struct mv_host *h, mv_vmid vm)
+{
+	mv_page_id id;
+
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 1, NULL, 0, &id), 0);
+	return mv_page_chunk(id);
+}
+
+static void test_id_reuse_after_release(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, BIG);
+	mv_page_id *ids = alloc_n(h, vm, 3 * MV_CHUNK_PAGES);
+	mv_page_id again[MV_CHUNK_PAGES];
+	struct mv_host_stats st;
+
+	(void)state;
+	for (uint32_t i = 0; i < 3 * MV_CHUNK_PAGES; i++)
+		assert_true(mv_page_chunk(ids[i]) >= 1 && mv_page_chunk(ids[i]) <= 3);
+	free_in_chunk(h, vm, ids, 3 * MV_CHUNK_PAGES, 2, MV_CHUNK_PAGES);
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks, 2);
+	assert_int_equal(st.chunks_released, 1);
+	/* The lowest free id, 2, comes back for the next chunk. */
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       NULL, 0, again), 0);
+	for (uint32_t i = 0; i < MV_CHUNK_PAGES; i++)
+		assert_int_equal(mv_page_chunk(again[i]), 2);
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks_created, 4);
+	assert_int_equal(pool_check(h), 0);
+	free(ids);
+	mv_host_destroy(h);
+}
+
+/* A: chunks 1 and 3, B: chunk 2, C leaves one empty chunk (4) cached. */
+static void test_allocation_order(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 2);
+	mv_vmid a = vm_new(h, BIG), b = vm_new(h, BIG), c = vm_new(h, BIG);
+	mv_page_id *ia1 = alloc_n(h, a, MV_CHUNK_PAGES);
+	mv_page_id *ib = alloc_n(h, b, MV_CHUNK_PAGES);
+	mv_page_id *ia3 = alloc_n(h, a, MV_CHUNK_PAGES);
+	mv_page_id *ic = alloc_n(h, c, MV_CHUNK_PAGES);
+	struct mv_host_stats st;
+
+	(void)state;
+	assert_int_equal(mv_page_chunk(ia1[0]), 1);
+	assert_int_equal(mv_page_chunk(ib[0]), 2);
+	assert_int_equal(mv_page_chunk(ia3[0]), 3);
+	assert_int_equal(mv_page_chunk(ic[0]), 4);
+	assert_int_equal(mv_host_free(h, c, MV_CHUNK_PAGES, ic), 0);
+	free_in_chunk(h, a, ia3, MV_CHUNK_PAGES, 3, 200);  /* 200 free */
+	free_in_chunk(h, b, ib, MV_CHUNK_PAGES, 2, 10);    /* 10 free: fullest */
+	free_in_chunk(h, a, ia1, MV_CHUNK_PAGES, 1, 300);  /* 300 free */
+	/* 1. The hint: A last allocated from chunk 3. */
+	assert_int_equal(one_page_chunk(h, a), 3);
+	for (int i = 0; i < 199; i++)
+		assert_int_equal(one_page_chunk(h, a), 3);
+	/* 2. Affinity: A's own chunk 1 before B's fuller chunk 2. */
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(one_page_chunk(h, a), 1);
+	/* 3. The fullest partly used chunk (B's 2) before the cached empty 4. */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(one_page_chunk(h, a), 2);
+	/* 4. The cached empty chunk before a new one. */
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.empty_cached_chunks, 1);
+	assert_int_equal(one_page_chunk(h, a), 4);
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks_created, 4);
+	/* 5. A brand-new chunk once everything is full. */
+	for (int i = 0; i < 511; i++)
+		assert_int_equal(one_page_chunk(h, a), 4);
+	assert_int_equal(one_page_chunk(h, a), 5);
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks_created, 5);
+	assert_int_equal(pool_check(h), 0);
+	free(ia1);
+	free(ib);
+	free(ia3);
+	free(ic);
+	mv_host_destroy(h);
+}
+
+/* Among other VMs' partly used chunks, the fullest bin wins. */
+static void test_fullest_partly_used_first(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 2);
+	mv_vmid a = vm_new(h, BIG), b = vm_new(h, BIG);
+	mv_page_id *ia = alloc_n(h, a, 4 * MV_CHUNK_PAGES);
+	static const uint32_t nfree[4] = { 400, 150, 5, 60 };
+	static const uint32_t expect[4] = { 3, 4, 2, 1 };
+
+	(void)state;
+	for (uint32_t c = 0; c < 4; c++)
+		free_in_chunk(h, a, ia, 4 * MV_CHUNK_PAGES, c + 1, nfree[c]);
+	/* B has no chunks: it fills A's chunks, fullest first. */
+	for (uint32_t k = 0; k < 4; k++) {
+		uint32_t c = expect[k];
+
+		for (uint32_t i = 0; i < nfree[c - 1]; i++)
+			assert_int_equal(one_page_chunk(h, b), c);
+	}
+	free(ia);
+	mv_host_destroy(h);
+}
+
+static void test_empty_cache_size(void **state)
+{
+	for (uint32_t cache = 0; cache <= 3; cache++) {
+		struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, cache);
+		mv_vmid vm = vm_new(h, BIG);
+		mv_page_id *ids = alloc_n(h, vm, 5 * MV_CHUNK_PAGES);
+		struct mv_host_stats st;
+
+		(void)state;
+		assert_int_equal(mv_host_free(h, vm, 5 * MV_CHUNK_PAGES, ids), 0);
+		assert_int_equal(mv_host_get_stats(h, &st), 0);
+		assert_int_equal(st.empty_cached_chunks, cache);
+		assert_int_equal(st.chunks, cache);
+		assert_int_equal(st.chunks_released, 5 - cache);
+		assert_int_equal(st.free_pages, cache * MV_CHUNK_PAGES);
+		/* Cached chunks are used again before new ones are made. */
+		free(ids);
+		ids = alloc_n(h, vm, 5 * MV_CHUNK_PAGES);
+		assert_int_equal(mv_host_get_stats(h, &st), 0);
+		assert_int_equal(st.chunks_created, 10 - cache);
+		assert_int_equal(pool_check(h), 0);
+		free(ids);
+		mv_host_destroy(h);
+	}
+}
+
+/* A field of /proc/self/status, in KiB. */
+static long status_kib(const char *field)
+{
+	char line[256];
+	long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)))
+			v = strtol(line + strlen(field) + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static void test_rss_falls_when_chunks_released(void **state)
+{
+	enum { N = 16 * MV_CHUNK_PAGES };   /* 32 MiB */
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, N);
+	mv_page_id *ids = alloc_n(h, vm, N);
+	long shmem0, shmem1, shmem2, rss1, rss2;
+
+	(void)state;
+	shmem0 = status_kib("RssShmem:");
+	for (uint32_t i = 0; i < N; i++)
+		memset(mv_host_page_ptr(h, ids[i]), 0x5a, MV_PAGE_SIZE);
+	shmem1 = status_kib("RssShmem:");
+	rss1 = status_kib("VmRSS:");
+	assert_true(shmem1 - shmem0 >= 30 * 1024);
+	assert_int_equal(mv_host_free(h, vm, N, ids), 0);
+	shmem2 = status_kib("RssShmem:");
+	rss2 = status_kib("VmRSS:");
+	print_message("RssShmem %ld -> %ld -> %ld KiB, VmRSS %ld -> %ld KiB\n",
+		      shmem0, shmem1, shmem2, rss1, rss2);
+	assert_true(shmem1 - shmem2 >= 30 * 1024);
+	assert_true(rss1 - rss2 >= 30 * 1024);
+	free(ids);
+	mv_host_destroy(h);
+}
+
+static void test_chunk_fd_maps_same_memory(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 2);
+	mv_vmid vm = vm_new(h, BIG);
+	mv_page_id id;
+	uint64_t off;
+	int fd;
+
+	(void)state;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 1, NULL, 0, &id), 0);
+	memcpy(mv_host_page_ptr(h, id), "through the memfd", 18);
+	assert_int_equal(mv_host_chunk_fd(h, mv_page_chunk(id), &fd, &off), 0);
+	assert_int_equal(off, (uint64_t)mv_page_chunk(id) * MV_CHUNK_SIZE);
+	char *map = mmap(NULL, MV_CHUNK_SIZE, PROT_READ, MAP_SHARED, fd, (off_t)off);
+
+	assert_true(map != MAP_FAILED);
+	assert_string_equal(map + ((size_t)mv_page_index(id) << MV_PAGE_SHIFT),
+			    "through the memfd");
+	munmap(map, MV_CHUNK_SIZE);
+	assert_int_equal(mv_host_chunk_fd(h, 0, &fd, &off), -MV_ERANGE);
+	assert_int_equal(mv_host_chunk_fd(h, 99, &fd, &off), -MV_ENOENT);
+	assert_int_equal(mv_host_chunk_fd(h, POOL_MAX_CHUNKS, &fd, &off), -MV_ERANGE);
+	mv_host_destroy(h);
+}
+
+/* Host memory runs out half way through making chunks (the memfd may not
+ * grow past 8 MiB: chunk 4 cannot be made): -MV_ENOMEM, and no trace. */
+static void test_enomem_changes_nothing(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, BIG);
+	mv_page_id *ids = malloc(5 * MV_CHUNK_PAGES * sizeof(*ids));
+	struct rlimit old, lim = { 4ull * MV_CHUNK_SIZE, 4ull * MV_CHUNK_SIZE };
+	struct mv_host_stats before, after;
+
+	(void)state;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 1, NULL, 0, ids), 0);
+	assert_int_equal(mv_host_get_stats(h, &before), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 4 * MV_CHUNK_PAGES,
+				       NULL, 0, ids + 1), -MV_ENOMEM);
+	assert_int_equal(mv_host_get_stats(h, &after), 0);
+	assert_true(host_stats_equal(&before, &after));
+	assert_int_equal(pool_check(h), 0);
+	/* What fits still works. */
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 3 * MV_CHUNK_PAGES - 1,
+				       NULL, 0, ids + 1), 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	free(ids);
+	mv_host_destroy(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_id_reuse_after_release),
+		cmocka_unit_test(test_allocation_order),
+		cmocka_unit_test(test_fullest_partly_used_first),
+		cmocka_unit_test(test_empty_cache_size),
+		cmocka_unit_test(test_rss_falls_when_chunks_released),
+		cmocka_unit_test(test_chunk_fd_maps_same_memory),
+		cmocka_unit_test(test_enomem_changes_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

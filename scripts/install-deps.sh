@@ -2,13 +2,13 @@
 # Installs the Debian packages memvisor builds and tests with, when missing.
 # As root it runs apt-get itself; otherwise it prints the exact command.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh real     also what the real-guest tests need
+#   scripts/install-deps.sh real     the same (the real-guest test, tests/real/,
+#                                    is part of the suite)
 set -eu
 
 packages=(cmake make gcc pkg-config libxxhash-dev libzstd-dev libcmocka-dev)
-if [ "${1:-}" = real ]; then
-  packages+=(qemu-system-x86 cpio busybox-static socat zstd xz-utils)
-fi
+# tests/real: boots Debian kernels under QEMU TCG with busybox initramfs images.
+packages+=(qemu-system-x86 cpio busybox-static socat)
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-dev)
 fi

@@ -64,6 +64,8 @@ int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
 		rc = -MV_ENOENT;
 	else if (!c || !desc_owned_by(c->desc[mv_page_index(id)], vm))
 		rc = -MV_EINVAL;
+	else if (desc_moving(c->desc[mv_page_index(id)]))
+		rc = -MV_EBUSY;    /* the mover was told the current gfn */
 	else
 		desc_store(&c->desc[mv_page_index(id)],
 			   desc_with_gfn(c->desc[mv_page_index(id)], gfn));

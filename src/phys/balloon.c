@@ -61,7 +61,7 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 		if (is_private(p))
 			ids[nids++] = p->host_id;
 	}
-	rc = nids ? host_balloon_inflate(vm, nids, ids) : 0;
+	rc = nids ? mv_host_balloon_inflate(vm->host, vm->id, nids, ids) : 0;
 	free(ids);
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		struct mv_page *p = page_find(vm, gfns[i]);

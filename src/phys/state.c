@@ -80,7 +80,7 @@ static int deflate_on_write(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	if (p->flags & MV_PAGE_F_BALLOON_HOST) {
 		rc = mv_host_balloon_deflate(vm->host, vm->id, 1);
 		if (rc) {
-			host_free(vm, 1, &id);
+			mv_host_free(vm->host, vm->id, 1, &id);
 			return rc;
 		}
 		p->flags &= (uint8_t)~MV_PAGE_F_BALLOON_HOST;
@@ -145,7 +145,7 @@ int page_drop_backing(struct mv_vm *vm, struct mv_page *p)
 	switch (p->state) {
 	case MV_PAGE_ALLOCATED:
 	case MV_PAGE_WRITE_MONITORED:
-		rc = host_free(vm, 1, &p->host_id);
+		rc = mv_host_free(vm->host, vm->id, 1, &p->host_id);
 		break;
 	case MV_PAGE_SHARED:
 		rc = mv_host_share_put(vm->host, vm->id, p->host_id);

@@ -77,7 +77,6 @@ struct mv_vm {
 	_Atomic(struct mv_vm_request *) requests; /* LIFO, reversed on run */
 	pthread_mutex_t req_lock;        /* only for waking waiters */
 	pthread_cond_t req_cond;
-	atomic_int move_waiters;         /* see busy.c */
 	struct mv_vm_stats st;           /* counters kept up to date */
 };
 
@@ -113,11 +112,6 @@ uint8_t *mapcache_ptr(struct mv_vm *vm, mv_page_id id);
 
 /* request.c */
 void requests_drain(struct mv_vm *vm);
-
-/* busy.c: host calls retried while a page is being moved */
-int host_free(struct mv_vm *vm, uint32_t n, const mv_page_id *ids);
-int host_balloon_inflate(struct mv_vm *vm, uint32_t n, const mv_page_id *ids);
-int mover_lock(struct mv_vm *vm);
 
 /* move.c */
 int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,

@@ -100,6 +100,34 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 	}
 }
 
+/* The host account must match the VM's own view after every call: each
+ * private page and handy page charged once, ROM on the fixed account. */
+static void check_accounts(struct mv_vm *vm)
+{
+	struct mv_host_vm_stats hs;
+	struct mv_vm_stats vs;
+
+	if (mv_host_vm_get_stats(mv_vm_host(vm), mv_vm_id(vm), &hs) ||
+	    mv_vm_get_stats(vm, &vs))
+		__builtin_trap();
+	if (hs.allocated[MV_ACCOUNT_BASE] != vs.pages[MV_PAGE_ALLOCATED] +
+	    vs.pages[MV_PAGE_WRITE_MONITORED] + vs.handy ||
+	    hs.allocated[MV_ACCOUNT_FIXED] != vs.rom_pages ||
+	    hs.ballooned > vs.pages[MV_PAGE_BALLOONED] ||
+	    hs.shared_refs > vs.pages[MV_PAGE_SHARED])
+		__builtin_trap();
+}
+
+/* Destroying the VM gives everything back. */
+static void check_empty(struct mv_host *host)
+{
+	struct mv_host_stats st;
+
+	if (mv_host_get_stats(host, &st) || st.private_pages ||
+	    st.shared_pages || st.shared_refs || st.ballooned_pages || st.vms)
+		__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -119,16 +147,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    .handy_low = 2, .handy_high = 8,
 				    .balloon_policy = (enum mv_balloon_policy)
 					    (size & 1),
-				    .map_chunks_max = (uint32_t)(size % 3) };
+				    /* none, or bounds of 2 and 3 chunks */
+				    .map_chunks_max = size % 3 ? (uint32_t)(size % 3) + 1
+							       : 0 };
 	struct mv_host *host;
 	struct mv_vm *vm;
 
 	if (mv_host_create(NULL, &host))
 		return 0;
 	if (mv_vm_create(host, &cfg, &vm) == 0) {
-		while (in.n)
+		while (in.n) {
 			one_call(vm, &in, buf);
+			check_accounts(vm);
+		}
 		mv_vm_destroy(vm);
+		check_empty(host);
 	}
 	mv_host_destroy(host);
 	return 0;

@@ -166,7 +166,9 @@ struct mv_vm_config {
 	enum mv_balloon_policy balloon_policy;
 	/* 0: host pointers come straight from mv_host_page_ptr. Otherwise
 	 * the VM maps chunks itself (mmap of the chunk's memfd) and keeps at
-	 * most this many mapped, unmapping the least recently used. */
+	 * most this many mapped, unmapping the least recently used; at least
+	 * 2 (-MV_EINVAL for 1), since a copy-on-write or a share compares or
+	 * copies two pages at once. */
 	uint32_t map_chunks_max;
 };
 

@@ -95,8 +95,11 @@ static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
 
 	vm->handy_low = cfg->handy_high ? cfg->handy_low : 16;
 	vm->handy_high = cfg->handy_high ? cfg->handy_high : 64;
+	/* A copy-on-write or a share holds two pages' pointers at once: with
+	 * one mapped chunk the second would unmap the first. */
 	if (vm->handy_low > vm->handy_high ||
-	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR)
+	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR ||
+	    cfg->map_chunks_max == 1)
 		return -MV_EINVAL;
 	vm->balloon_policy = cfg->balloon_policy;
 	vm->handy = calloc(vm->handy_high, sizeof(*vm->handy));

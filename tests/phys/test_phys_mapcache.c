@@ -148,7 +148,7 @@ static void seeded_fallback(void **state)
 	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
 				 .size = 64 * MV_PAGE_SIZE };
 	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
-				    .map_chunks_max = 1 };
+				    .map_chunks_max = 2 };
 	static uint8_t mem[MV_CHUNK_SIZE] __attribute__((aligned(4096)));
 	struct mv_vm_stats st;
 	uint8_t b = 0x99, out = 0;
@@ -167,6 +167,39 @@ static void seeded_fallback(void **state)
 	mv_host_destroy(host);
 }
 
+/* Two pages are held at once by a copy-on-write (the shared source and the
+ * private copy) and by a share (both sides): a bound of one chunk would
+ * unmap the first while the second is mapped, so it is refused, and two
+ * are enough. */
+static void two_pages_at_once(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = 64 * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .map_chunks_max = 1 };
+	uint8_t page[MV_PAGE_SIZE], out[MV_PAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	assert_int_equal(mv_vm_create(host, &cfg, &vm), -MV_EINVAL);
+	cfg.map_chunks_max = 2;
+	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
+	memset(page, 0x5a, sizeof(page));
+	assert_int_equal(mv_vm_phys_write(vm, 0, page, sizeof(page)), 0);
+	assert_int_equal(mv_vm_phys_write(vm, MV_PAGE_SIZE, page, sizeof(page)), 0);
+	assert_int_equal(mv_vm_share_pages(vm, 0, vm, 1), 0);
+	assert_int_equal(fx_state(vm, 0), MV_PAGE_SHARED);
+	page[7] = 1;
+	assert_int_equal(mv_vm_phys_write(vm, 7, &page[7], 1), 0);
+	assert_int_equal(fx_state(vm, 0), MV_PAGE_ALLOCATED);
+	assert_int_equal(mv_vm_phys_read(vm, 0, out, sizeof(out)), 0);
+	assert_memory_equal(out, page, sizeof(out));
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +207,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lru_eviction_and_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(lookaside_hits, setup, teardown),
 		cmocka_unit_test(seeded_fallback),
+		cmocka_unit_test(two_pages_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,8 +211,12 @@ int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr);
 
 /* Restore-style allocation: @count pages from @gfn get private pages filled
- * from @data (count * MV_PAGE_SIZE bytes) without zeroing first; whatever
- * backed them before is dropped. RAM pages only. */
+ * from @data (count * MV_PAGE_SIZE bytes) without zeroing first: a private
+ * page is overwritten in place, anything else (zero, shared, ballooned)
+ * is replaced by a new page. RAM pages only. Pages go in batches of 256,
+ * each all or nothing: on an error (-MV_ERESERVATION, -MV_EBUDGET, ...)
+ * the batches before the failing one are populated (and notified), the
+ * rest is unchanged. */
 int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 			const void *data);
 /* Power-on state: every RAM page back to ZERO (private pages freed, shared

@@ -117,6 +117,13 @@ void requests_drain(struct mv_vm *vm);
 int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,
 		 mv_page_id new_id);
 
+/* The page has a private host page of its own. */
+static inline int page_is_private(const struct mv_page *p)
+{
+	return p->state == MV_PAGE_ALLOCATED ||
+	       p->state == MV_PAGE_WRITE_MONITORED;
+}
+
 /* Host address of a page through the mapping cache when the VM has one. */
 static inline uint8_t *vm_page_ptr(struct mv_vm *vm, mv_page_id id)
 {

@@ -157,9 +157,13 @@ int mv_host_vm_set_mover(struct mv_host *host, mv_vmid vm, mv_host_move_fn fn,
 	} else if (move_in_mover(host, vm)) {
 		rc = -MV_EBUSY;
 	} else {
+		/* Only the moves that may call the old mover are waited for:
+		 * new ones (with a new mover) must not starve us. */
 		a->mover = fn;
 		a->mover_opaque = opaque;
-		while (a->moves)
+		a->mover_gen++;
+		a->moves_old = a->moves;
+		while (a->moves_old)
 			pthread_cond_wait(&host->moves_done, &host->lock);
 	}
 	pool_unlock(host);

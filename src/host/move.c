@@ -30,6 +30,7 @@ struct move {
 	uint64_t gfn;
 	mv_host_move_fn fn;
 	void *opaque;
+	uint32_t gen;       /* the account's mover_gen when it began */
 };
 
 /* The move whose mover this thread is running, if any. */
@@ -80,7 +81,8 @@ static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
 	a->moves++;
 	*m = (struct move){ .old_id = id, .new_id = page_id_of(dst->id, idx),
 			    .vm = desc_owner(*d), .gfn = desc_gfn(*d),
-			    .fn = a->mover, .opaque = a->mover_opaque };
+			    .fn = a->mover, .opaque = a->mover_opaque,
+			    .gen = a->mover_gen };
 	return 0;
 }
 
@@ -124,6 +126,8 @@ static void move_finish(struct mv_host *h, const struct move *m, bool ok,
 	}
 	h->moving_pages--;
 	a->moves--;
+	if (m->gen != a->mover_gen)
+		a->moves_old--;
 	if (ok)
 		h->pages_moved++;
 	if (ok && release && lc->free_count == MV_CHUNK_PAGES)

@@ -58,6 +58,8 @@ struct account {
 	uint64_t shared_refs;
 	uint32_t hint;             /* chunk allocated from last */
 	uint32_t moves;            /* moves of its pages in flight */
+	uint32_t moves_old;        /* of which began under an older mover */
+	uint32_t mover_gen;        /* bumped by mv_host_vm_set_mover */
 	mv_host_move_fn mover;
 	void *mover_opaque;
 	struct free_set set;       /* private chunks with affinity to it */

@@ -55,7 +55,8 @@ int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 {
 	int rc = 0;
 
-	if (vm->nhandy < vm->handy_low)
+	/* An empty cache refills whatever the low mark (it may be 0). */
+	if (vm->nhandy < vm->handy_low || vm->nhandy == 0)
 		rc = handy_refill(vm);
 	if (vm->nhandy == 0)
 		return rc ? rc : -MV_ENOMEM;

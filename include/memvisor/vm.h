@@ -270,10 +270,15 @@ enum mv_notify_reason {
 	MV_NOTIFY_BALLOON,   /* given back to the host: drop maps */
 	MV_NOTIFY_MOVED,     /* moved to another host page: drop maps */
 	MV_NOTIFY_RESET,     /* reset to ZERO: drop maps */
-	MV_NOTIFY_UNMAP,     /* a mapped chunk went away: drop everything */
+	MV_NOTIFY_UNMAP,     /* a mapped chunk goes away: drop everything
+			      * (and do not access guest memory from this
+			      * call: the mapping cache is being changed) */
 };
 
-/* Pages [gfn, gfn + count) changed; count UINT64_MAX means every page. */
+/* Pages [gfn, gfn + count) change; count UINT64_MAX means every page.
+ * Called under the VM lock before the host page that backed them is freed
+ * (or unmapped), so a pointer used until the hook returns never reaches a
+ * page the pool has handed to someone else. */
 typedef void (*mv_vm_notify_fn)(void *opaque, struct mv_vm *vm, uint64_t gfn,
 				uint64_t count, enum mv_notify_reason why);
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque);

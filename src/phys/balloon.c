@@ -49,9 +49,11 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 
 	if (!ids)
 		return -MV_ENOMEM;
+	/* The MMU drops its maps before the pages go back to the pool. */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mv_page *p = page_find(vm, gfns[i]);
 
+		vm_notify(vm, gfns[i], 1, MV_NOTIFY_BALLOON);
 		if (page_is_private(p))
 			ids[nids++] = p->host_id;
 	}
@@ -65,7 +67,6 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 			mv_host_share_put(vm->host, vm->id, p->host_id);
 		page_set(vm, p, MV_PAGE_BALLOONED, MV_NIL_PAGE);
 		p->flags = f | MV_PAGE_F_DIRTY;
-		vm_notify(vm, gfns[i], 1, MV_NOTIFY_BALLOON);
 	}
 	return rc;
 }

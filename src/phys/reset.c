@@ -58,9 +58,10 @@ static int reset_locked(struct mv_vm *vm)
 
 		if (r->type != MV_PAGE_RAM)
 			continue;
+		/* Before any page of the range goes back to the pool. */
+		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
 		for (uint64_t j = 0; j < r->npages && !rc; j++)
 			rc = reset_page(vm, &r->pages[j], &b);
-		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
 	}
 	if (!rc)
 		rc = batch_flush(vm, &b);
@@ -151,23 +152,21 @@ int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 			const void *data)
 {
 	const uint8_t *src = data;
-	uint32_t done = 0, n = 0;
 	int rc;
 
 	if (!vm || !data || !count)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
 	rc = ram_run_check(vm, gfn, count);
-	for (; !rc && done < count; done += n) {
+	/* Before anything is dropped (a shared page may be freed), and for
+	 * the whole run: the batches before a failing one change too. */
+	if (!rc)
+		vm_notify(vm, gfn, count, MV_NOTIFY_BACKING);
+	for (uint32_t done = 0, n; !rc && done < count; done += n) {
 		n = count - done < BATCH ? count - done : BATCH;
 		rc = populate_batch(vm, gfn + done, n,
 				    src + (size_t)done * MV_PAGE_SIZE);
 	}
-	/* Batches before a failing one are populated: the MMU must hear of
-	 * them (and of the failing one, which a failed drop may have left
-	 * half changed). */
-	if (done)
-		vm_notify(vm, gfn, done, MV_NOTIFY_BACKING);
 	mv_vm_unlock(vm);
 	return rc;
 }

@@ -57,6 +57,8 @@ static int break_cow(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	if (!src || !dst)
 		return -MV_ECORRUPT;
 	memcpy(dst, src, MV_PAGE_SIZE);
+	/* Before the put: it may free the shared page the MMU still maps. */
+	vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
 	rc = mv_host_share_put(vm->host, vm->id, old);
 	if (rc)
 		return rc;
@@ -121,8 +123,6 @@ int page_make_writable(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 		break;
 	case MV_PAGE_SHARED:
 		rc = break_cow(vm, p, gfn);
-		if (!rc)
-			vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
 		break;
 	case MV_PAGE_BALLOONED:
 		rc = deflate_on_write(vm, p, gfn);

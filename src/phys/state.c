@@ -49,19 +49,21 @@ static int break_cow(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	mv_page_id id, old = p->host_id;
 	const uint8_t *src = vm_page_ptr(vm, old);
 	uint8_t *dst;
-	int rc = handy_take(vm, gfn, &id);
+	int rc = src ? handy_take(vm, gfn, &id) : -MV_ECORRUPT;
 
 	if (rc)
 		return rc;
 	dst = vm_page_ptr(vm, id);
-	if (!src || !dst)
-		return -MV_ECORRUPT;
-	memcpy(dst, src, MV_PAGE_SIZE);
-	/* Before the put: it may free the shared page the MMU still maps. */
-	vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
-	rc = mv_host_share_put(vm->host, vm->id, old);
-	if (rc)
-		return rc;
+	if (dst) {
+		memcpy(dst, src, MV_PAGE_SIZE);
+		/* Before the put: it may free the shared page the MMU maps. */
+		vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
+		rc = mv_host_share_put(vm->host, vm->id, old);
+	}
+	if (!dst || rc) {    /* the page taken goes back: no charge leaks */
+		mv_host_free(vm->host, vm->id, 1, &id);
+		return dst ? rc : -MV_ECORRUPT;
+	}
 	page_set(vm, p, MV_PAGE_ALLOCATED, id);
 	vm->st.cow_breaks++;
 	return 0;

@@ -1,8 +1,9 @@
 /* libFuzzer target: arbitrary sequences of guest-physical API calls with
- * arbitrary addresses, lengths and frame lists, on a small VM (RAM on both
- * sides of a hole, a ROM, an MMIO window). Every call must return 0, a
- * positive slow-path answer or a negative code: never crash, never touch
- * memory outside the guest (ASan watches). */
+ * arbitrary addresses, lengths and frame lists, and page moves by the pool,
+ * on a small VM (RAM on both sides of a hole, a ROM, an MMIO window).
+ * Every call must return 0, a positive slow-path answer or a negative
+ * code: never crash, never touch memory outside the guest (ASan watches),
+ * and the VM's account must match its pages after every call. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 
 	for (uint32_t i = 0; i < n; i++)
 		gfns[i] = gpa_of(in) >> MV_PAGE_SHIFT;
-	switch (take(in, 1) % 14) {
+	switch (take(in, 1) % 16) {
 	case 0: mv_vm_phys_read(vm, g, buf, len); break;
 	case 1: mv_vm_phys_write(vm, g, buf, len); break;
 	case 2:
@@ -96,7 +97,16 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 	case 11: mv_vm_write_monitor(vm, g >> MV_PAGE_SHIFT, n, NULL); break;
 	case 12: mv_vm_dirty_collect(vm, g >> MV_PAGE_SHIFT, n * 64,
 				     (uint64_t *)buf); break;
-	default: mv_vm_reset(vm); break;
+	case 13: mv_vm_reset(vm); break;
+	case 14: {
+		/* the pool moves whatever backs the frame, through the mover */
+		struct mv_page *p = mv_vm_page(vm, g >> MV_PAGE_SHIFT);
+
+		mv_host_move_page(mv_vm_host(vm), p ? mv_page_host_id(p)
+						    : (mv_page_id)g, NULL);
+		break;
+	}
+	default: mv_host_defragment(mv_vm_host(vm), n, NULL); break;
 	}
 }
 

@@ -269,6 +269,39 @@ static void order_across_processors(void **state)
 	mv_host_destroy(host);
 }
 
+/* A helping waiter that holds the VM lock (a request or the MMU waiting on
+ * another request) runs its request itself even when another processor
+ * arrived first: that processor cannot take the queue without the lock, so
+ * the wait cannot hang on it (a watchdog turns a hang into a failure). */
+static void help_while_holding_lock(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct log log = { { 0 }, 0, 0 };
+	struct item a = { &log, 0, 0 };
+	struct mv_vm_request *req;
+	pthread_t t;
+	int result = -1;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	vm = fx_ram_vm(host, 16, 0, 0);
+	assert_non_null(vm);
+	mv_vm_lock(vm);
+	assert_int_equal(mv_vm_request_post(vm, record, &a, &req), 0);
+	assert_int_equal(pthread_create(&t, NULL, process_once, vm), 0);
+	usleep(50000);    /* the thread is in mv_vm_process_requests */
+	alarm(20);
+	assert_int_equal(mv_vm_request_wait(vm, req, 1, &result), 0);
+	alarm(0);
+	assert_int_equal(result, 0);
+	mv_vm_unlock(vm);
+	pthread_join(t, NULL);
+	assert_int_equal(log.runs, 1);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +309,7 @@ int main(void)
 		cmocka_unit_test(waiting_with_results),
 		cmocka_unit_test(sharing_and_moving_requests),
 		cmocka_unit_test(order_across_processors),
+		cmocka_unit_test(help_while_holding_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

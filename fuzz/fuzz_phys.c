@@ -1,8 +1,9 @@
 /* libFuzzer target: arbitrary sequences of guest-physical API calls with
- * arbitrary addresses, lengths and frame lists, on a small VM (RAM on both
- * sides of a hole, a ROM, an MMIO window). Every call must return 0, a
- * positive slow-path answer or a negative code: never crash, never touch
- * memory outside the guest (ASan watches). */
+ * arbitrary addresses, lengths and frame lists, and page moves by the pool,
+ * on a small VM (RAM on both sides of a hole, a ROM, an MMIO window).
+ * Every call must return 0, a positive slow-path answer or a negative
+ * code: never crash, never touch memory outside the guest (ASan watches),
+ * and the VM's account must match its pages after every call. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +71,7 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 
 	for (uint32_t i = 0; i < n; i++)
 		gfns[i] = gpa_of(in) >> MV_PAGE_SHIFT;
-	switch (take(in, 1) % 14) {
+	switch (take(in, 1) % 16) {
 	case 0: mv_vm_phys_read(vm, g, buf, len); break;
 	case 1: mv_vm_phys_write(vm, g, buf, len); break;
 	case 2:
@@ -96,8 +97,72 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 	case 11: mv_vm_write_monitor(vm, g >> MV_PAGE_SHIFT, n, NULL); break;
 	case 12: mv_vm_dirty_collect(vm, g >> MV_PAGE_SHIFT, n * 64,
 				     (uint64_t *)buf); break;
-	default: mv_vm_reset(vm); break;
+	case 13: mv_vm_reset(vm); break;
+	case 14: {
+		/* the pool moves whatever backs the frame, through the mover */
+		struct mv_page *p = mv_vm_page(vm, g >> MV_PAGE_SHIFT);
+
+		mv_host_move_page(mv_vm_host(vm), p ? mv_page_host_id(p)
+						    : (mv_page_id)g, NULL);
+		break;
 	}
+	default: mv_host_defragment(mv_vm_host(vm), n, NULL); break;
+	}
+}
+
+/* The host account must match the VM's own view after every call: each
+ * private page and handy page charged once, ROM on the fixed account. */
+static void check_accounts(struct mv_vm *vm)
+{
+	struct mv_host_vm_stats hs;
+	struct mv_vm_stats vs;
+
+	if (mv_host_vm_get_stats(mv_vm_host(vm), mv_vm_id(vm), &hs) ||
+	    mv_vm_get_stats(vm, &vs))
+		__builtin_trap();
+	if (hs.allocated[MV_ACCOUNT_BASE] != vs.pages[MV_PAGE_ALLOCATED] +
+	    vs.pages[MV_PAGE_WRITE_MONITORED] + vs.handy ||
+	    hs.allocated[MV_ACCOUNT_FIXED] != vs.rom_pages ||
+	    hs.ballooned > vs.pages[MV_PAGE_BALLOONED] ||
+	    hs.shared_refs > vs.pages[MV_PAGE_SHARED])
+		__builtin_trap();
+}
+
+/* Destroying the VM gives everything back. */
+static void check_empty(struct mv_host *host)
+{
+	struct mv_host_stats st;
+
+	if (mv_host_get_stats(host, &st) || st.private_pages ||
+	    st.shared_pages || st.shared_refs || st.ballooned_pages || st.vms)
+		__builtin_trap();
+}
+
+/* Another VM that leaves one full chunk with 100 holes and a second one
+ * with 8 pages: defragmenting moves those into the holes, and pages the
+ * fuzzed VM gets in the second chunk can move into holes it makes in the
+ * first. Made for one input in four (it costs 520 page faults). */
+#define FILLER_PAGES 520
+static struct mv_vm *filler_vm(struct mv_host *host)
+{
+	static uint8_t image[FILLER_PAGES * MV_PAGE_SIZE];
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = FILLER_PAGES * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .handy_low = 1, .handy_high = 4 };
+	uint64_t holes[100];
+	struct mv_vm *vm;
+
+	if (mv_vm_create(host, &cfg, &vm))
+		return NULL;
+	for (uint64_t i = 0; i < 100; i++)
+		holes[i] = i * 4;
+	if (mv_vm_phys_populate(vm, 0, FILLER_PAGES, image) ||
+	    mv_vm_balloon_inflate(vm, holes, 100)) {
+		mv_vm_destroy(vm);
+		return NULL;
+	}
+	return vm;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -119,17 +184,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    .handy_low = 2, .handy_high = 8,
 				    .balloon_policy = (enum mv_balloon_policy)
 					    (size & 1),
-				    .map_chunks_max = (uint32_t)(size % 3) };
+				    /* none, or bounds of 2 and 3 chunks */
+				    .map_chunks_max = size % 3 ? (uint32_t)(size % 3) + 1
+							       : 0 };
 	struct mv_host *host;
-	struct mv_vm *vm;
+	struct mv_vm *vm, *filler;
 
 	if (mv_host_create(NULL, &host))
 		return 0;
+	filler = size % 4 == 3 ? filler_vm(host) : NULL;
 	if (mv_vm_create(host, &cfg, &vm) == 0) {
-		while (in.n)
+		while (in.n) {
 			one_call(vm, &in, buf);
+			check_accounts(vm);
+			if (filler)
+				check_accounts(filler);
+		}
 		mv_vm_destroy(vm);
 	}
+	mv_vm_destroy(filler);
+	check_empty(host);
 	mv_host_destroy(host);
 	return 0;
 }

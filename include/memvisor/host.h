@@ -106,17 +106,29 @@ int mv_host_vm_create(struct mv_host *host, const struct mv_reservation *res,
 int mv_host_vm_reserve(struct mv_host *host, mv_vmid vm,
 		       const struct mv_reservation *res);
 /* Close an account: frees every private page it owns. -MV_EBUSY (and no
- * change) while it still holds shared-page references. */
+ * change) while it still holds shared-page references or a move of one of
+ * its pages is in flight; mv_host_vm_set_mover(NULL) first waits for those
+ * moves and stops new ones, so a destroy after it never meets a move. */
 int mv_host_vm_destroy(struct mv_host *host, mv_vmid vm);
 
 /* Called by the pool, with none of its locks held, when it wants to move
  * the VM's private page @old_id (mapped at @gfn) to @new_id. The owner must,
- * under its own lock, stop writers of the old page, copy it into the new
- * one (mv_host_page_copy) and switch its mapping of @gfn to @new_id, then
- * return 0. Any other return refuses the move: @new_id is freed and @old_id
- * stays. */
+ * under its own lock, check that it still maps @old_id at @gfn (it may have
+ * freed the page since the move began), stop writers of the old page, copy
+ * it into the new one (mv_host_page_copy) and switch its mapping of @gfn to
+ * @new_id, then return 0. Any other return refuses the move: @new_id is
+ * freed and @old_id stays.
+ *
+ * While the move is in flight both pages are "moving": their gfn cannot
+ * change (mv_host_page_set_gfn gives -MV_EBUSY), so @gfn is current; the
+ * owner may still free either page or give it to the balloon (the call
+ * succeeds; the page is freed and its charge settled when the move ends). */
 typedef int (*mv_host_move_fn)(void *opaque, mv_vmid vm, uint64_t gfn,
 			       mv_page_id old_id, mv_page_id new_id);
+/* Set (or with @fn NULL unset) the VM's mover. When it returns, no move of
+ * the VM's pages calls the previous mover any more: moves in flight are
+ * waited for, so the caller must not hold the lock the mover takes.
+ * -MV_EBUSY (no change) when called from inside that VM's mover. */
 int mv_host_vm_set_mover(struct mv_host *host, mv_vmid vm, mv_host_move_fn fn,
 			 void *opaque);
 
@@ -136,12 +148,14 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 		  uint32_t count, const uint64_t *gfns, unsigned flags,
 		  mv_page_id *ids);
 /* Free @count private pages owned by @vm. All or nothing: -MV_EINVAL and
- * no change if any id is not a private page of @vm (or appears twice);
- * -MV_EBUSY and no change if one is being moved (mv_host_move_page). */
+ * no change if any id is not a private page of @vm (or appears twice). A
+ * page being moved (mv_host_move_page) is freed too: it leaves the VM at
+ * once and returns to the pool, uncharged, when the move ends. */
 int mv_host_free(struct mv_host *host, mv_vmid vm, uint32_t count,
 		 const mv_page_id *ids);
 /* Record the guest frame a private page now backs (handy pages get their
- * frame only when used). */
+ * frame only when used). -MV_EBUSY (no change) while the page is being
+ * moved: the mover was told its frame. */
 int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
 			 uint64_t gfn);
 
@@ -167,14 +181,17 @@ int mv_host_share_alloc(struct mv_host *host, mv_vmid vm, const void *content,
 int mv_host_share_get(struct mv_host *host, mv_vmid vm, mv_page_id id);
 /* Drop @vm's reference; the page is freed with its last one. */
 int mv_host_share_put(struct mv_host *host, mv_vmid vm, mv_page_id id);
-/* Checksum bits stored with a shared page (as many as the descriptor
- * holds; see docs/design.md). */
+/* Checksum bits stored with a shared page: the low 32 bits of the
+ * @checksum given to mv_host_share_alloc (the upper 32 read as zero). */
 int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
 			   uint64_t *checksum);
 
-/* Ballooning: the guest gave @count of its private pages back. They are
- * freed, and counted as ballooned: they stay charged to the reservation so
- * the VM cannot allocate them again until it deflates. */
+/* Ballooning: the guest gave @count of its private BASE pages back. They
+ * are freed, and counted as ballooned: they stay charged to the reservation
+ * so the VM cannot allocate them again until it deflates. All or nothing,
+ * like mv_host_free (-MV_EINVAL for a page that is not a private BASE page
+ * of @vm); a page being moved is accepted and counted as ballooned when the
+ * move ends. */
 int mv_host_balloon_inflate(struct mv_host *host, mv_vmid vm, uint32_t count,
 			    const mv_page_id *ids);
 /* The guest takes @count ballooned pages back (allocated later, on use). */
@@ -184,8 +201,11 @@ int mv_host_balloon_deflate(struct mv_host *host, mv_vmid vm, uint64_t count);
 
 /* Move one private page to a fuller chunk through its owner's mover.
  * @new_id (may be NULL) receives where it went. -MV_EBUSY and no change if
- * the mover refuses; -MV_ESTATE if the owner has no mover; -MV_ENOENT if no
- * chunk is at least as full as the page's own. */
+ * the mover refuses or the page is already moving; -MV_ESTATE if the owner
+ * has no mover; -MV_ENOENT if no chunk is at least as full as the page's
+ * own; -MV_EINVAL if @id is not a private page. The mover takes its VM's
+ * lock: call this (and mv_host_defragment) holding no VM lock, except the
+ * page owner's own if that lock is recursive. */
 int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id);
 /* Vacate nearly empty chunks by moving their pages into fuller ones, at
  * most @max_moves moves; @moved (may be NULL) receives how many were made.

@@ -166,7 +166,9 @@ struct mv_vm_config {
 	enum mv_balloon_policy balloon_policy;
 	/* 0: host pointers come straight from mv_host_page_ptr. Otherwise
 	 * the VM maps chunks itself (mmap of the chunk's memfd) and keeps at
-	 * most this many mapped, unmapping the least recently used. */
+	 * most this many mapped, unmapping the least recently used; at least
+	 * 2 (-MV_EINVAL for 1), since a copy-on-write or a share compares or
+	 * copies two pages at once. */
 	uint32_t map_chunks_max;
 };
 
@@ -209,8 +211,12 @@ int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr);
 
 /* Restore-style allocation: @count pages from @gfn get private pages filled
- * from @data (count * MV_PAGE_SIZE bytes) without zeroing first; whatever
- * backed them before is dropped. RAM pages only. */
+ * from @data (count * MV_PAGE_SIZE bytes) without zeroing first: a private
+ * page is overwritten in place, anything else (zero, shared, ballooned)
+ * is replaced by a new page. RAM pages only. Pages go in batches of 256,
+ * each all or nothing: on an error (-MV_ERESERVATION, -MV_EBUDGET, ...)
+ * the batches before the failing one are populated (and notified), the
+ * rest is unchanged. */
 int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 			const void *data);
 /* Power-on state: every RAM page back to ZERO (private pages freed, shared
@@ -264,10 +270,15 @@ enum mv_notify_reason {
 	MV_NOTIFY_BALLOON,   /* given back to the host: drop maps */
 	MV_NOTIFY_MOVED,     /* moved to another host page: drop maps */
 	MV_NOTIFY_RESET,     /* reset to ZERO: drop maps */
-	MV_NOTIFY_UNMAP,     /* a mapped chunk went away: drop everything */
+	MV_NOTIFY_UNMAP,     /* a mapped chunk goes away: drop everything
+			      * (and do not access guest memory from this
+			      * call: the mapping cache is being changed) */
 };
 
-/* Pages [gfn, gfn + count) changed; count UINT64_MAX means every page. */
+/* Pages [gfn, gfn + count) change; count UINT64_MAX means every page.
+ * Called under the VM lock before the host page that backed them is freed
+ * (or unmapped), so a pointer used until the hook returns never reaches a
+ * page the pool has handed to someone else. */
 typedef void (*mv_vm_notify_fn)(void *opaque, struct mv_vm *vm, uint64_t gfn,
 				uint64_t count, enum mv_notify_reason why);
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque);

@@ -36,9 +36,11 @@ struct account *acct_get(const struct mv_host *h, mv_vmid vm)
 
 int budget_check(const struct mv_host *h, uint64_t n)
 {
-	uint64_t used = h->private_pages + h->shared_pages + h->moving_pages;
+	uint64_t used = h->private_pages + h->shared_pages + h->moving_pages +
+			h->retired_pages;
 
-	if (h->cfg.budget_pages && n > h->cfg.budget_pages - used)
+	if (h->cfg.budget_pages &&
+	    (used > h->cfg.budget_pages || n > h->cfg.budget_pages - used))
 		return -MV_EBUDGET;
 	return 0;
 }
@@ -46,7 +48,11 @@ int budget_check(const struct mv_host *h, uint64_t n)
 int acct_check_alloc(const struct mv_host *h, const struct account *a,
 		     enum mv_account_kind kind, uint64_t n)
 {
-	if (n > res_of(&a->res, kind) - acct_used(a, kind))
+	uint64_t res = res_of(&a->res, kind), used = acct_used(a, kind);
+
+	/* used > res only after an owner freed a page of a move it did not
+	 * keep (move.c): the charge comes back, the room does not. */
+	if (used > res || n > res - used)
 		return -MV_ERESERVATION;
 	return budget_check(h, n);
 }
@@ -133,21 +139,35 @@ int mv_host_vm_reserve(struct mv_host *host, mv_vmid vm,
 	return rc;
 }
 
+/* Once it returns, no move of @vm calls the old mover any more: moves
+ * already in flight are waited for (they need the owner's lock, so the
+ * caller must not hold it), except from inside the mover itself. */
 int mv_host_vm_set_mover(struct mv_host *host, mv_vmid vm, mv_host_move_fn fn,
 			 void *opaque)
 {
 	struct account *a;
+	int rc = 0;
 
 	if (!host)
 		return -MV_EINVAL;
 	pool_lock(host);
 	a = acct_get(host, vm);
-	if (a) {
+	if (!a) {
+		rc = -MV_ENOENT;
+	} else if (move_in_mover(host, vm)) {
+		rc = -MV_EBUSY;
+	} else {
+		/* Only the moves that may call the old mover are waited for:
+		 * new ones (with a new mover) must not starve us. */
 		a->mover = fn;
 		a->mover_opaque = opaque;
+		a->mover_gen++;
+		a->moves_old = a->moves;
+		while (a->moves_old)
+			pthread_cond_wait(&host->moves_done, &host->lock);
 	}
 	pool_unlock(host);
-	return a ? 0 : -MV_ENOENT;
+	return rc;
 }
 
 /* Free @vm's pages in @c and drop the chunk's affinity to it. */

@@ -121,7 +121,8 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 	return rc;
 }
 
-/* Check every id first (all or nothing); DESC_MARK catches duplicates. */
+/* Check every id first (all or nothing); DESC_MARK catches duplicates. A
+ * page in a move may be freed (it is retired, see move.c). */
 static int validate_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 			  const mv_page_id *ids, bool base_only)
 {
@@ -135,8 +136,6 @@ static int validate_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 		if (!d || !desc_owned_by(*d, vm) || desc_marked(*d) ||
 		    (base_only && desc_kind(*d) != MV_ACCOUNT_BASE))
 			rc = -MV_EINVAL;
-		else if (desc_moving(*d))
-			rc = -MV_EBUSY;
 		else
 			*d |= DESC_MARK;
 	}
@@ -148,24 +147,34 @@ static int validate_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 }
 
 int pool_free_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
-		    const mv_page_id *ids, bool base_only)
+		    const mv_page_id *ids, bool balloon)
 {
 	struct account *a = acct_get(h, vm);
 	int rc;
 
 	if (!a)
 		return -MV_ENOENT;
-	rc = validate_batch(h, vm, count, ids, base_only);
+	rc = validate_batch(h, vm, count, ids, balloon);
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < count; i++) {
 		struct chunk *c = chunk_of(h, ids[i]);
 		uint32_t idx = mv_page_index(ids[i]);
+		mv_desc *d = &c->desc[idx];
 
-		a->allocated[desc_kind(c->desc[idx])]--;
-		page_put(h, c, idx);
+		a->allocated[desc_kind(*d)]--;
+		if (desc_moving(*d)) {
+			desc_store(d, desc_retired(*d, balloon));
+			h->retired_pages++;
+		} else {
+			page_put(h, c, idx);
+		}
 	}
 	h->private_pages -= count;
+	if (balloon) {
+		a->ballooned += count;
+		h->ballooned += count;
+	}
 	chunk_trim_cache(h);
 	return 0;
 }

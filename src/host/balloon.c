@@ -11,10 +11,6 @@ int mv_host_balloon_inflate(struct mv_host *host, mv_vmid vm, uint32_t count,
 		return -MV_EINVAL;
 	pool_lock(host);
 	rc = pool_free_batch(host, vm, count, ids, true);
-	if (!rc) {
-		host->vms[vm]->ballooned += count;
-		host->ballooned += count;
-	}
 	pool_unlock(host);
 	return rc;
 }

@@ -5,7 +5,7 @@
 #include "pool.h"
 
 struct tally {
-	uint64_t free, free_shared, private_pages, moving, shared, refs;
+	uint64_t free, free_shared, private_pages, moving, retired, shared, refs;
 	uint64_t empty, chunks;
 	uint64_t (*alloc)[MV_ACCOUNT_KINDS];   /* per VM handle */
 };
@@ -39,6 +39,13 @@ static bool chunk_ok(const struct mv_host *h, const struct chunk *c,
 				return false;
 			t->shared++;
 			t->refs += desc_refs(d);
+		} else if (desc_state(d) == DESC_RETIRED) {
+			/* Freed in a move: uncharged, freed when it ends. */
+			if ((c->flags & CHUNK_SHARED) || !desc_moving(d) ||
+			    !h->vms[desc_owner(d)])
+				return false;
+			t->retired++;
+			t->moving++;
 		} else if (desc_state(d) == DESC_PRIVATE) {
 			if ((c->flags & CHUNK_SHARED) || desc_marked(d) ||
 			    !h->vms[desc_owner(d)])
@@ -96,7 +103,8 @@ int pool_check(struct mv_host *host)
 	ok = ok && t.chunks == host->chunks && t.free == host->free_pages &&
 	     t.free_shared == host->free_shared && t.empty == host->empty_count &&
 	     t.shared == host->shared_pages && t.refs == host->shared_refs &&
-	     t.moving == host->moving_pages && accounts_ok(host, &t);
+	     t.moving == 2 * host->moving_pages &&
+	     t.retired == host->retired_pages && accounts_ok(host, &t);
 	pool_unlock(host);
 	free(t.alloc);
 	return ok ? 0 : -MV_ECORRUPT;

@@ -8,27 +8,46 @@
 
 #include "pool.h"
 
-/* Lowest free chunk id (ids stay dense and are reused), or 0 if none. */
-static uint32_t id_alloc(struct mv_host *h)
+/* Lowest free chunk id from @from on (ids stay dense and are reused), or
+ * 0 if none. */
+static uint32_t id_alloc(struct mv_host *h, uint32_t from)
 {
-	for (uint32_t w = 0; w < h->id_words; w++) {
-		if (h->id_bitmap[w] == UINT64_MAX)
+	for (uint32_t w = from / 64; w < h->id_words; w++) {
+		uint64_t used = h->id_bitmap[w];
+
+		if (w == from / 64)
+			used |= (1ull << (from % 64)) - 1;
+		if (used == UINT64_MAX)
 			continue;
-		uint32_t id = w * 64 + (uint32_t)__builtin_ctzll(~h->id_bitmap[w]);
+		uint32_t id = w * 64 + (uint32_t)__builtin_ctzll(~used);
 		if (id >= POOL_MAX_CHUNKS)
 			return 0;
 		h->id_bitmap[w] |= 1ull << (id % 64);
 		return id;
 	}
 	uint32_t words = h->id_words * 2;
-	uint64_t *bm = realloc(h->id_bitmap, words * sizeof(*bm));
+	uint64_t *bm;
 
+	while (words <= from / 64)
+		words *= 2;
+	if ((uint64_t)words * 64 > 2ull * POOL_MAX_CHUNKS)
+		return 0;
+	bm = realloc(h->id_bitmap, words * sizeof(*bm));
 	if (!bm)
 		return 0;
 	memset(bm + h->id_words, 0, (words - h->id_words) * sizeof(*bm));
 	h->id_bitmap = bm;
 	h->id_words = words;
-	return id_alloc(h);
+	return id_alloc(h, from);
+}
+
+/* A seeded chunk never takes an id whose memfd range was ever used: a VM
+ * that mapped that range itself (mv_host_chunk_fd) would keep writing to
+ * it instead of the seeded memory now behind the id. */
+static uint32_t id_for(struct mv_host *h, bool seeded)
+{
+	return id_alloc(h, seeded ? (uint32_t)(h->memfd_size / MV_CHUNK_SIZE)
+				  : 1);
 }
 
 static void id_free(struct mv_host *h, uint32_t id)
@@ -53,9 +72,9 @@ static uint8_t *memfd_map(struct mv_host *h, uint32_t id)
 
 static struct chunk *chunk_create(struct mv_host *h)
 {
-	struct chunk *c = malloc(sizeof(*c));
-	uint32_t id = c ? id_alloc(h) : 0;
 	bool seeded = h->nseeds > 0;
+	struct chunk *c = malloc(sizeof(*c));
+	uint32_t id = c ? id_for(h, seeded) : 0;
 
 	if (!id) {
 		free(c);

@@ -7,11 +7,15 @@
  *                         9:0  next free page's index in the chunk
  *                              (DESC_NO_NEXT ends the list)
  *   PRIVATE  63:62 = 1   61:60 account kind      59:48 owner VM handle
- *                        47    moving (a move of this page is in flight)
+ *                        47    moving (source or target of a move in flight)
  *                        46    mark (transient, under the pool lock: a
  *                              batch free uses it to find duplicates)
  *                        45:0  guest frame number (all ones = none)
  *   SHARED   63:62 = 2   61:32 reference count   31:0 checksum bits
+ *   RETIRED  63:62 = 3   as PRIVATE; freed by its owner while it was being
+ *                        moved: no longer the owner's, not yet free (the
+ *                        move's finish frees it and settles the charge).
+ *                        46 = it was given to the balloon, not freed.
  *
  * A gfn therefore has 46 bits (a 58-bit guest-physical address space) and
  * a shared page keeps the low 32 bits of the checksum it was made with.
@@ -30,6 +34,7 @@ enum desc_state {
 	DESC_FREE = 0,
 	DESC_PRIVATE = 1,
 	DESC_SHARED = 2,
+	DESC_RETIRED = 3,
 };
 
 #define DESC_STATE_SHIFT 62
@@ -39,6 +44,7 @@ enum desc_state {
 #define DESC_VM_SHIFT 48
 #define DESC_MOVING (1ull << 47)
 #define DESC_MARK (1ull << 46)
+#define DESC_RETIRED_BALLOON DESC_MARK  /* RETIRED only */
 #define DESC_GFN_BITS 46
 #define DESC_GFN_MASK ((1ull << DESC_GFN_BITS) - 1)
 #define DESC_REFS_SHIFT 32
@@ -139,6 +145,14 @@ static inline bool desc_marked(mv_desc d)
 static inline bool desc_owned_by(mv_desc d, mv_vmid vm)
 {
 	return desc_state(d) == DESC_PRIVATE && desc_owner(d) == vm;
+}
+
+/* A moving private page its owner freed (@balloon: gave to the balloon). */
+static inline mv_desc desc_retired(mv_desc d, bool balloon)
+{
+	d &= ~((mv_desc)3 << DESC_STATE_SHIFT | DESC_MARK);
+	return d | (mv_desc)DESC_RETIRED << DESC_STATE_SHIFT |
+	       (balloon ? DESC_RETIRED_BALLOON : 0);
 }
 
 /* SHARED */

@@ -1,11 +1,27 @@
 /* Moving pages between chunks, and defragmentation built on it.
  *
- * A move is three steps. Under the pool lock: pick a target page in a
- * fuller chunk and mark the old page "moving" (the owner cannot free it
- * meanwhile: -MV_EBUSY). Without any pool lock: the owner's mover copies
- * the page and switches its mapping (it takes its own VM lock, which must
- * never be taken inside ours). Under the lock again: free whichever page
- * lost. The account charge never changes: the new page takes it over. */
+ * A move is three steps. Under the pool lock: take a target page in a
+ * fuller chunk and mark both pages "moving"; their gfn is then frozen
+ * (mv_host_page_set_gfn says -MV_EBUSY). Without the pool lock: the
+ * owner's mover copies the page and switches its mapping (it takes its
+ * own VM lock, which must never be taken inside ours). Under the lock
+ * again: the loser is freed, the old page if the mover switched, else the
+ * new one. The pair carries one charge, the old page's, throughout.
+ *
+ * The owner may free either page meanwhile (mv_host_free, balloon
+ * inflate): it cannot wait for a mover that waits for the owner's lock.
+ * The call succeeds and drops the charge at once, but such a page is
+ * retired, not freed: it stays out of the free lists (the mover may still
+ * read it) until the finish frees it. The finish keeps the owner's page
+ * (the new one if the mover switched, else the old one) and frees the
+ * other; had the owner freed that other page, the charge comes back:
+ *
+ *   owner (VM lock held)          pool                     mover
+ *                                 mark old + new moving
+ *   mv_host_free(old) -> 0                                 waits for VM lock
+ *   (charge dropped, old retired)                          old gone: refuse
+ *                                 free new, free old
+ */
 #include "pool.h"
 
 struct move {
@@ -14,7 +30,17 @@ struct move {
 	uint64_t gfn;
 	mv_host_move_fn fn;
 	void *opaque;
+	uint32_t gen;       /* the account's mover_gen when it began */
 };
+
+/* The move whose mover this thread is running, if any. */
+static __thread const struct move *in_mover;
+static __thread const struct mv_host *in_mover_host;
+
+bool move_in_mover(const struct mv_host *h, mv_vmid vm)
+{
+	return in_mover && in_mover_host == h && in_mover->vm == vm;
+}
 
 /* A target for a page of @arg: another chunk at least as full. Moving a
  * page from the emptier of two equally full chunks still helps: one of
@@ -47,45 +73,74 @@ static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
 		return -MV_EBUDGET;
 	uint32_t idx = page_take(h, dst, &zeroed);
 
-	dst->desc[idx] = desc_private(desc_owner(*d), desc_kind(*d), desc_gfn(*d));
+	dst->desc[idx] = desc_private(desc_owner(*d), desc_kind(*d),
+				      desc_gfn(*d)) | DESC_MOVING;
 	fs_update(h, dst);
 	desc_store(d, *d | DESC_MOVING);
 	h->moving_pages++;
 	a->moves++;
 	*m = (struct move){ .old_id = id, .new_id = page_id_of(dst->id, idx),
 			    .vm = desc_owner(*d), .gfn = desc_gfn(*d),
-			    .fn = a->mover, .opaque = a->mover_opaque };
+			    .fn = a->mover, .opaque = a->mover_opaque,
+			    .gen = a->mover_gen };
 	return 0;
 }
 
-/* Free the losing page; with @release, an emptied source chunk goes back
- * to the host at once instead of into the cache. */
+/* The owner freed @lose, the page it did not keep (a page it never had,
+ * or one it had already switched away from): that free dropped the charge
+ * the kept page still needs. Take it back, and the balloon credit too. */
+static void unretire(struct mv_host *h, struct account *a, mv_desc d)
+{
+	a->allocated[desc_kind(d)]++;
+	h->private_pages++;
+	if ((d & DESC_RETIRED_BALLOON) && a->ballooned) {
+		a->ballooned--;
+		h->ballooned--;
+	}
+}
+
+/* Free the loser and keep the owner's page (the new one when the mover
+ * switched) unless the owner freed it meanwhile (then its charge is
+ * already gone). With @release, an emptied source chunk goes back to the
+ * host at once instead of into the cache. */
 static void move_finish(struct mv_host *h, const struct move *m, bool ok,
 			bool release)
 {
-	struct chunk *c = chunk_of(h, m->old_id);
-	struct chunk *n = chunk_of(h, m->new_id);
-	uint32_t ni = mv_page_index(m->new_id);
+	struct account *a = h->vms[m->vm];
+	mv_page_id keep = ok ? m->new_id : m->old_id;
+	mv_page_id lose = ok ? m->old_id : m->new_id;
+	struct chunk *kc = chunk_of(h, keep), *lc = chunk_of(h, lose);
+	mv_desc *kd = &kc->desc[mv_page_index(keep)];
+	mv_desc ld = lc->desc[mv_page_index(lose)];
 
-	mv_desc *od = &c->desc[mv_page_index(m->old_id)];
-
-	desc_store(od, *od & ~DESC_MOVING);
-	h->moving_pages--;
-	h->vms[m->vm]->moves--;
-	if (ok) {
-		page_put(h, c, mv_page_index(m->old_id));
-		h->pages_moved++;
-		if (release && c->free_count == MV_CHUNK_PAGES)
-			chunk_release(h, c);
-	} else if (desc_owned_by(n->desc[ni], m->vm)) {
-		page_put(h, n, ni);
+	if (desc_state(ld) == DESC_RETIRED) {
+		unretire(h, a, ld);
+		h->retired_pages--;
 	}
+	page_put(h, lc, mv_page_index(lose));
+	if (desc_state(*kd) == DESC_RETIRED) {
+		h->retired_pages--;
+		page_put(h, kc, mv_page_index(keep));
+	} else {
+		desc_store(kd, *kd & ~DESC_MOVING);
+	}
+	h->moving_pages--;
+	a->moves--;
+	if (m->gen != a->mover_gen)
+		a->moves_old--;
+	if (ok)
+		h->pages_moved++;
+	if (ok && release && lc->free_count == MV_CHUNK_PAGES)
+		chunk_release(h, lc);
 	chunk_trim_cache(h);
+	pthread_cond_broadcast(&h->moves_done);
 }
 
 static int move_one(struct mv_host *h, mv_page_id id, bool release,
 		    mv_page_id *new_id)
 {
+	const struct move *outer = in_mover;
+	const struct mv_host *outer_host = in_mover_host;
 	struct move m;
 	int rc;
 
@@ -94,7 +149,11 @@ static int move_one(struct mv_host *h, mv_page_id id, bool release,
 	pool_unlock(h);
 	if (rc)
 		return rc;
+	in_mover = &m;
+	in_mover_host = h;
 	rc = m.fn(m.opaque, m.vm, m.gfn, m.old_id, m.new_id);
+	in_mover = outer;
+	in_mover_host = outer_host;
 	pool_lock(h);
 	move_finish(h, &m, rc == 0, release);
 	pool_unlock(h);

@@ -30,7 +30,9 @@ static enum desc_state state_of(const struct mv_host *h, mv_page_id id)
 	return c ? desc_state(c->desc[mv_page_index(id)]) : DESC_FREE;
 }
 
-/* Only a private page may be written; any page in use may be read. */
+/* Only a private page may be written; any page in use may be read. The
+ * copy runs under the lock (one page, once per move): a page freed and its
+ * chunk released by another thread meanwhile can then not be touched. */
 int mv_host_page_copy(struct mv_host *host, mv_page_id dst, mv_page_id src)
 {
 	bool ok;
@@ -40,12 +42,11 @@ int mv_host_page_copy(struct mv_host *host, mv_page_id dst, mv_page_id src)
 	pool_lock(host);
 	ok = state_of(host, dst) == DESC_PRIVATE &&
 	     state_of(host, src) != DESC_FREE;
+	if (ok)
+		memcpy(mv_host_page_ptr(host, dst), mv_host_page_ptr(host, src),
+		       MV_PAGE_SIZE);
 	pool_unlock(host);
-	if (!ok)
-		return -MV_EINVAL;
-	memcpy(mv_host_page_ptr(host, dst), mv_host_page_ptr(host, src),
-	       MV_PAGE_SIZE);
-	return 0;
+	return ok ? 0 : -MV_EINVAL;
 }
 
 int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
@@ -64,6 +65,8 @@ int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
 		rc = -MV_ENOENT;
 	else if (!c || !desc_owned_by(c->desc[mv_page_index(id)], vm))
 		rc = -MV_EINVAL;
+	else if (desc_moving(c->desc[mv_page_index(id)]))
+		rc = -MV_EBUSY;    /* the mover was told the current gfn */
 	else
 		desc_store(&c->desc[mv_page_index(id)],
 			   desc_with_gfn(c->desc[mv_page_index(id)], gfn));

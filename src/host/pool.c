@@ -52,6 +52,18 @@ static int lock_init(pthread_mutex_t *lock)
 	return -rc;
 }
 
+static int locks_init(struct mv_host *h)
+{
+	int rc = lock_init(&h->lock);
+
+	if (rc)
+		return rc;
+	rc = pthread_cond_init(&h->moves_done, NULL);
+	if (rc)
+		pthread_mutex_destroy(&h->lock);
+	return -rc;
+}
+
 int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out)
 {
 	struct mv_host_config def = { .empty_chunk_cache = DEFAULT_EMPTY_CACHE };
@@ -67,7 +79,7 @@ int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out)
 	h->memfd = -1;
 	rc = pool_map(h);
 	if (!rc)
-		rc = lock_init(&h->lock);
+		rc = locks_init(h);
 	if (rc) {
 		if (h->table)
 			munmap(h->table, (size_t)POOL_MAX_CHUNKS * sizeof(*h->table));
@@ -96,6 +108,7 @@ void mv_host_destroy(struct mv_host *host)
 		close(host->memfd);
 	free(host->id_bitmap);
 	free(host->seeds);
+	pthread_cond_destroy(&host->moves_done);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
 }

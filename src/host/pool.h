@@ -58,6 +58,8 @@ struct account {
 	uint64_t shared_refs;
 	uint32_t hint;             /* chunk allocated from last */
 	uint32_t moves;            /* moves of its pages in flight */
+	uint32_t moves_old;        /* of which began under an older mover */
+	uint32_t mover_gen;        /* bumped by mv_host_vm_set_mover */
 	mv_host_move_fn mover;
 	void *mover_opaque;
 	struct free_set set;       /* private chunks with affinity to it */
@@ -65,6 +67,7 @@ struct account {
 
 struct mv_host {
 	pthread_mutex_t lock;
+	pthread_cond_t moves_done;  /* a move finished (mv_host_vm_set_mover) */
 	struct mv_host_config cfg;
 
 	/* Chunk storage. The table is a fixed reservation of POOL_MAX_CHUNKS
@@ -94,7 +97,8 @@ struct mv_host {
 	/* Counters (pages unless named otherwise). */
 	uint64_t reserved;
 	uint64_t private_pages;
-	uint64_t moving_pages;      /* move targets not yet charged */
+	uint64_t moving_pages;      /* moves in flight (targets not charged) */
+	uint64_t retired_pages;     /* freed while moving, not yet free */
 	uint64_t shared_pages;
 	uint64_t shared_refs;
 	uint64_t ballooned;
@@ -195,10 +199,17 @@ int pool_ensure_free(struct mv_host *h, uint64_t n, bool shared);
 /* A chunk with free pages for a private allocation by @vm (hint,
  * affinity, fullest, empty). pool_ensure_free must have succeeded. */
 struct chunk *pool_pick_private(struct mv_host *h, mv_vmid vm);
-/* Free @count private pages of @vm after validating all of them; when
- * @base_only, each must be charged to MV_ACCOUNT_BASE. */
+/* Free @count private pages of @vm after validating all of them; with
+ * @balloon, each must be charged to MV_ACCOUNT_BASE and goes to the
+ * balloon. The charge goes at once; a page in a move is retired instead of
+ * freed, and the move's finish frees it (move.c). */
 int pool_free_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
-		    const mv_page_id *ids, bool base_only);
+		    const mv_page_id *ids, bool balloon);
+
+/* ---- move.c --------------------------------------------------------------- */
+/* True when the calling thread is inside @vm's mover (set_mover must not
+ * wait for its own move). */
+bool move_in_mover(const struct mv_host *h, mv_vmid vm);
 
 /* ---- check.c -------------------------------------------------------------- */
 /* Recount everything from the descriptors and compare with the counters,

@@ -41,12 +41,6 @@ static int list_check(struct mv_vm *vm, const uint64_t *gfns, uint32_t n,
 	return rc;
 }
 
-static int is_private(const struct mv_page *p)
-{
-	return p->state == MV_PAGE_ALLOCATED ||
-	       p->state == MV_PAGE_WRITE_MONITORED;
-}
-
 static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 {
 	mv_page_id *ids = malloc(n * sizeof(*ids));
@@ -55,23 +49,24 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 
 	if (!ids)
 		return -MV_ENOMEM;
+	/* The MMU drops its maps before the pages go back to the pool. */
 	for (uint32_t i = 0; i < n; i++) {
 		const struct mv_page *p = page_find(vm, gfns[i]);
 
-		if (is_private(p))
+		vm_notify(vm, gfns[i], 1, MV_NOTIFY_BALLOON);
+		if (page_is_private(p))
 			ids[nids++] = p->host_id;
 	}
-	rc = nids ? host_balloon_inflate(vm, nids, ids) : 0;
+	rc = nids ? mv_host_balloon_inflate(vm->host, vm->id, nids, ids) : 0;
 	free(ids);
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		struct mv_page *p = page_find(vm, gfns[i]);
-		uint8_t f = (uint8_t)(is_private(p) ? MV_PAGE_F_BALLOON_HOST : 0);
+		uint8_t f = (uint8_t)(page_is_private(p) ? MV_PAGE_F_BALLOON_HOST : 0);
 
 		if (p->state == MV_PAGE_SHARED)
 			mv_host_share_put(vm->host, vm->id, p->host_id);
 		page_set(vm, p, MV_PAGE_BALLOONED, MV_NIL_PAGE);
 		p->flags = f | MV_PAGE_F_DIRTY;
-		vm_notify(vm, gfns[i], 1, MV_NOTIFY_BALLOON);
 	}
 	return rc;
 }

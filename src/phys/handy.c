@@ -30,19 +30,52 @@ static int handy_refill(struct mv_vm *vm)
 	return rc;
 }
 
+/* The newest handy page whose frame can be set: the pool may be moving
+ * one (its frame is frozen until the mover, waiting for our lock, has
+ * switched it in the cache). If all are, one page comes from the pool. */
+static int handy_pick(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
+{
+	for (uint32_t i = vm->nhandy; i--;) {
+		int rc = mv_host_page_set_gfn(vm->host, vm->id, vm->handy[i],
+					      gfn);
+
+		if (rc == -MV_EBUSY)
+			continue;
+		if (rc)
+			return rc;
+		*out = vm->handy[i];
+		vm->handy[i] = vm->handy[--vm->nhandy];
+		return 0;
+	}
+	return mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, 1, &gfn,
+			     MV_ALLOC_ZEROED, out);
+}
+
 int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 {
 	int rc = 0;
 
-	if (vm->nhandy < vm->handy_low)
+	/* An empty cache refills whatever the low mark (it may be 0). */
+	if (vm->nhandy < vm->handy_low || vm->nhandy == 0)
 		rc = handy_refill(vm);
 	if (vm->nhandy == 0)
 		return rc ? rc : -MV_ENOMEM;
-	rc = mv_host_page_set_gfn(vm->host, vm->id, vm->handy[vm->nhandy - 1],
-				  gfn);
-	if (rc)
-		return rc;
-	*out = vm->handy[--vm->nhandy];
+	return handy_pick(vm, gfn, out);
+}
+
+/* Keep one page the VM no longer uses as a handy page, zeroed; a page the
+ * pool is moving (its frame frozen) is freed instead. */
+static int handy_keep(struct mv_vm *vm, mv_page_id id)
+{
+	uint8_t *ptr = vm_page_ptr(vm, id);
+	int rc = mv_host_page_set_gfn(vm->host, vm->id, id, MV_GFN_NONE);
+
+	if (rc == -MV_EBUSY)
+		return mv_host_free(vm->host, vm->id, 1, &id);
+	if (rc || !ptr)
+		return -MV_ECORRUPT;
+	memset(ptr, 0, MV_PAGE_SIZE);
+	vm->handy[vm->nhandy++] = id;
 	return 0;
 }
 
@@ -51,26 +84,20 @@ int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 int handy_give(struct mv_vm *vm, const mv_page_id *ids, uint32_t n)
 {
 	uint32_t keep = vm->handy_high - vm->nhandy;
+	int rc = 0;
 
 	if (keep > n)
 		keep = n;
-	for (uint32_t i = 0; i < keep; i++) {
-		uint8_t *ptr = vm_page_ptr(vm, ids[i]);
-
-		if (!ptr || mv_host_page_set_gfn(vm->host, vm->id, ids[i],
-						 MV_GFN_NONE))
-			return -MV_ECORRUPT;
-		memset(ptr, 0, MV_PAGE_SIZE);
-		vm->handy[vm->nhandy++] = ids[i];
-	}
-	if (n == keep)
-		return 0;
-	return host_free(vm, n - keep, ids + keep);
+	if (n > keep)
+		rc = mv_host_free(vm->host, vm->id, n - keep, ids + keep);
+	for (uint32_t i = 0; i < keep && !rc; i++)
+		rc = handy_keep(vm, ids[i]);
+	return rc;
 }
 
 void handy_release_all(struct mv_vm *vm)
 {
 	if (vm->nhandy)
-		host_free(vm, vm->nhandy, vm->handy);
+		mv_host_free(vm->host, vm->id, vm->nhandy, vm->handy);
 	vm->nhandy = 0;
 }

@@ -95,6 +95,8 @@ static uint32_t evict(struct mv_vm *vm)
 	uint32_t s = mc->lru_tail;
 	struct map_slot *e = &mc->slots[s];
 
+	/* The MMU drops its pointers before they die. */
+	vm_notify(vm, 0, UINT64_MAX, MV_NOTIFY_UNMAP);
 	lru_unlink(mc, s);
 	munmap(e->base, MV_CHUNK_SIZE);
 	mc->index[e->chunk] = 0;
@@ -103,7 +105,6 @@ static uint32_t evict(struct mv_vm *vm)
 			mc->look[i].base = NULL;
 	e->base = NULL;
 	mc->evictions++;
-	vm_notify(vm, 0, UINT64_MAX, MV_NOTIFY_UNMAP);
 	return s;
 }
 

@@ -47,8 +47,7 @@ int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,
 
 	if (!vm || vmid != vm->id)
 		return -MV_EINVAL;
-	if (mover_lock(vm))
-		return -MV_EBUSY;
+	mv_vm_lock(vm);
 	if (gfn == MV_GFN_NONE)
 		rc = move_handy(vm, old_id, new_id);
 	else

@@ -67,21 +67,23 @@ int mv_vm_process_requests(struct mv_vm *vm, uint32_t *done)
 
 	if (!vm)
 		return -MV_EINVAL;
+	/* The lock is taken before the queue and held over the batch: a
+	 * second processor (a helping waiter) takes only what was posted
+	 * after this batch, and runs it after it. */
+	mv_vm_lock(vm);
 	req = reverse(atomic_exchange_explicit(&vm->requests, NULL,
 					       memory_order_acquire));
 	while (req) {
 		/* The waiter may free @req once it is complete. */
 		struct mv_vm_request *next = req->next;
-		int result;
+		int result = req->fn(vm, req->arg);
 
-		mv_vm_lock(vm);
-		result = req->fn(vm, req->arg);
 		vm->st.requests_done++;
-		mv_vm_unlock(vm);
 		complete(vm, req, result);
 		n++;
 		req = next;
 	}
+	mv_vm_unlock(vm);
 	if (done)
 		*done = n;
 	return 0;

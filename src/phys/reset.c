@@ -58,9 +58,10 @@ static int reset_locked(struct mv_vm *vm)
 
 		if (r->type != MV_PAGE_RAM)
 			continue;
+		/* Before any page of the range goes back to the pool. */
+		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
 		for (uint64_t j = 0; j < r->npages && !rc; j++)
 			rc = reset_page(vm, &r->pages[j], &b);
-		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
 	}
 	if (!rc)
 		rc = batch_flush(vm, &b);
@@ -95,31 +96,55 @@ static int ram_run_check(struct mv_vm *vm, uint64_t gfn, uint32_t count)
 	return rc;
 }
 
-/* Fill up to BATCH pages from @data with one host allocation. */
+/* Pages of the batch without a private page get one, in one host call
+ * made before anything changes: a refusal leaves the batch as it was. */
+static int populate_alloc(struct mv_vm *vm, uint64_t gfn, uint32_t n,
+			  mv_page_id *ids, uint32_t *nnew)
+{
+	uint64_t gfns[BATCH];
+	uint32_t k = 0;
+	int rc;
+
+	*nnew = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (!page_is_private(page_find(vm, gfn + i)))
+			gfns[k++] = gfn + i;
+	rc = k ? mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, k, gfns, 0,
+			       ids) : 0;
+	if (!rc)
+		*nnew = k;
+	return rc;
+}
+
+/* Fill up to BATCH pages from @data: private pages are overwritten in
+ * place, the others get a new page (no zeroing: the data covers it). */
 static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 			  const uint8_t *data)
 {
-	uint64_t gfns[BATCH];
 	mv_page_id ids[BATCH];
-	int rc = 0;
+	uint32_t nnew, k = 0;
+	int rc = populate_alloc(vm, gfn, n, ids, &nnew);
 
-	for (uint32_t i = 0; i < n && !rc; i++) {
-		gfns[i] = gfn + i;
-		rc = page_drop_backing(vm, page_find(vm, gfn + i));
-	}
-	if (!rc)
-		rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, n, gfns,
-				   0, ids);
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		struct mv_page *p = page_find(vm, gfn + i);
-		uint8_t *dst = vm_page_ptr(vm, ids[i]);
+		mv_page_id id = p->host_id;
+		uint8_t *dst;
 
+		if (!page_is_private(p)) {
+			rc = page_drop_backing(vm, p);
+			if (rc)
+				break;
+			id = ids[k++];
+		}
+		page_set(vm, p, MV_PAGE_ALLOCATED, id);
+		dst = vm_page_ptr(vm, id);
 		if (!dst)
 			return -MV_ECORRUPT;
 		memcpy(dst, data + (size_t)i * MV_PAGE_SIZE, MV_PAGE_SIZE);
-		page_set(vm, p, MV_PAGE_ALLOCATED, ids[i]);
 		p->flags = MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY;
 	}
+	if (k < nnew)    /* a drop failed: the new pages not used go back */
+		mv_host_free(vm->host, vm->id, nnew - k, ids + k);
 	return rc;
 }
 
@@ -133,15 +158,15 @@ int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
 	rc = ram_run_check(vm, gfn, count);
-	for (uint32_t done = 0; !rc && done < count;) {
-		uint32_t n = count - done < BATCH ? count - done : BATCH;
-
-		rc = populate_batch(vm, gfn + done, n,
-				    src + (size_t)done * MV_PAGE_SIZE);
-		done += n;
-	}
+	/* Before anything is dropped (a shared page may be freed), and for
+	 * the whole run: the batches before a failing one change too. */
 	if (!rc)
 		vm_notify(vm, gfn, count, MV_NOTIFY_BACKING);
+	for (uint32_t done = 0, n; !rc && done < count; done += n) {
+		n = count - done < BATCH ? count - done : BATCH;
+		rc = populate_batch(vm, gfn + done, n,
+				    src + (size_t)done * MV_PAGE_SIZE);
+	}
 	mv_vm_unlock(vm);
 	return rc;
 }

@@ -35,14 +35,16 @@ static int side_switch(struct side *s, mv_page_id target, int have_ref)
 		return 0;
 	if (target != MV_ZERO_PAGE && !have_ref)
 		rc = mv_host_share_get(s->vm->host, s->vm->id, target);
-	if (!rc)
-		rc = page_drop_backing(s->vm, s->p);
+	if (rc)
+		return rc;
+	/* The MMU drops its maps before the old backing is freed. */
+	vm_notify(s->vm, s->gfn, 1, MV_NOTIFY_SHARED);
+	rc = page_drop_backing(s->vm, s->p);
 	if (rc)
 		return rc;
 	if (target != MV_ZERO_PAGE)
 		page_set(s->vm, s->p, MV_PAGE_SHARED, target);
 	s->p->flags |= dirty;
-	vm_notify(s->vm, s->gfn, 1, MV_NOTIFY_SHARED);
 	return 0;
 }
 

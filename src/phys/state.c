@@ -49,17 +49,21 @@ static int break_cow(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	mv_page_id id, old = p->host_id;
 	const uint8_t *src = vm_page_ptr(vm, old);
 	uint8_t *dst;
-	int rc = handy_take(vm, gfn, &id);
+	int rc = src ? handy_take(vm, gfn, &id) : -MV_ECORRUPT;
 
 	if (rc)
 		return rc;
 	dst = vm_page_ptr(vm, id);
-	if (!src || !dst)
-		return -MV_ECORRUPT;
-	memcpy(dst, src, MV_PAGE_SIZE);
-	rc = mv_host_share_put(vm->host, vm->id, old);
-	if (rc)
-		return rc;
+	if (dst) {
+		memcpy(dst, src, MV_PAGE_SIZE);
+		/* Before the put: it may free the shared page the MMU maps. */
+		vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
+		rc = mv_host_share_put(vm->host, vm->id, old);
+	}
+	if (!dst || rc) {    /* the page taken goes back: no charge leaks */
+		mv_host_free(vm->host, vm->id, 1, &id);
+		return dst ? rc : -MV_ECORRUPT;
+	}
 	page_set(vm, p, MV_PAGE_ALLOCATED, id);
 	vm->st.cow_breaks++;
 	return 0;
@@ -80,7 +84,7 @@ static int deflate_on_write(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	if (p->flags & MV_PAGE_F_BALLOON_HOST) {
 		rc = mv_host_balloon_deflate(vm->host, vm->id, 1);
 		if (rc) {
-			host_free(vm, 1, &id);
+			mv_host_free(vm->host, vm->id, 1, &id);
 			return rc;
 		}
 		p->flags &= (uint8_t)~MV_PAGE_F_BALLOON_HOST;
@@ -121,8 +125,6 @@ int page_make_writable(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 		break;
 	case MV_PAGE_SHARED:
 		rc = break_cow(vm, p, gfn);
-		if (!rc)
-			vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
 		break;
 	case MV_PAGE_BALLOONED:
 		rc = deflate_on_write(vm, p, gfn);
@@ -145,7 +147,7 @@ int page_drop_backing(struct mv_vm *vm, struct mv_page *p)
 	switch (p->state) {
 	case MV_PAGE_ALLOCATED:
 	case MV_PAGE_WRITE_MONITORED:
-		rc = host_free(vm, 1, &p->host_id);
+		rc = mv_host_free(vm->host, vm->id, 1, &p->host_id);
 		break;
 	case MV_PAGE_SHARED:
 		rc = mv_host_share_put(vm->host, vm->id, p->host_id);

@@ -1,5 +1,4 @@
 /* A VM's guest-physical space: creation, destruction, the lock. */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,8 +95,11 @@ static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
 
 	vm->handy_low = cfg->handy_high ? cfg->handy_low : 16;
 	vm->handy_high = cfg->handy_high ? cfg->handy_high : 64;
+	/* A copy-on-write or a share holds two pages' pointers at once: with
+	 * one mapped chunk the second would unmap the first. */
 	if (vm->handy_low > vm->handy_high ||
-	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR)
+	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR ||
+	    cfg->map_chunks_max == 1)
 		return -MV_EINVAL;
 	vm->balloon_policy = cfg->balloon_policy;
 	vm->handy = calloc(vm->handy_high, sizeof(*vm->handy));
@@ -156,27 +158,19 @@ static void put_shared(struct mv_vm *vm)
 	}
 }
 
-/* A move that began before the mover was unset still calls it: wait for
- * the pool to finish (it answers -MV_EBUSY meanwhile) before @vm goes. */
-static void close_account(struct mv_vm *vm)
-{
-	for (int tries = 0; tries < 1000000; tries++) {
-		if (mv_host_vm_destroy(vm->host, vm->id) != -MV_EBUSY)
-			return;
-		sched_yield();
-	}
-}
-
 void mv_vm_destroy(struct mv_vm *vm)
 {
 	if (!vm)
 		return;
 	requests_drain(vm);
 	if (vm->id) {
+		/* Waits for a move in flight (its mover needs @vm): after
+		 * this no mover call can reach @vm, and with the shared
+		 * references gone the account always closes. */
 		mv_host_vm_set_mover(vm->host, vm->id, NULL, NULL);
 		put_shared(vm);
 		handy_release_all(vm);
-		close_account(vm);
+		mv_host_vm_destroy(vm->host, vm->id);
 	}
 	mapcache_destroy(&vm->map);
 	ranges_free(vm);

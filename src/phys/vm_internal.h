@@ -77,7 +77,6 @@ struct mv_vm {
 	_Atomic(struct mv_vm_request *) requests; /* LIFO, reversed on run */
 	pthread_mutex_t req_lock;        /* only for waking waiters */
 	pthread_cond_t req_cond;
-	atomic_int move_waiters;         /* see busy.c */
 	struct mv_vm_stats st;           /* counters kept up to date */
 };
 
@@ -114,14 +113,16 @@ uint8_t *mapcache_ptr(struct mv_vm *vm, mv_page_id id);
 /* request.c */
 void requests_drain(struct mv_vm *vm);
 
-/* busy.c: host calls retried while a page is being moved */
-int host_free(struct mv_vm *vm, uint32_t n, const mv_page_id *ids);
-int host_balloon_inflate(struct mv_vm *vm, uint32_t n, const mv_page_id *ids);
-int mover_lock(struct mv_vm *vm);
-
 /* move.c */
 int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,
 		 mv_page_id new_id);
+
+/* The page has a private host page of its own. */
+static inline int page_is_private(const struct mv_page *p)
+{
+	return p->state == MV_PAGE_ALLOCATED ||
+	       p->state == MV_PAGE_WRITE_MONITORED;
+}
 
 /* Host address of a page through the mapping cache when the VM has one. */
 static inline uint8_t *vm_page_ptr(struct mv_vm *vm, mv_page_id id)

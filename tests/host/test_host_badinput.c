@@ -61,6 +61,33 @@ static struct fx F;
 	X(-MV_EINVAL, mv_host_free(f->h, f->a, 1, &(mv_page_id){ MV_ZERO_PAGE })) \
 	X(-MV_EINVAL, mv_host_free(f->h, f->a, 1, &(mv_page_id){ 0xffffffffu })) \
 	X(-MV_ERANGE, mv_host_page_set_gfn(f->h, f->a, f->priv[0], 1ull << 50)) \
+	X(-MV_ERANGE, mv_host_page_set_gfn(f->h, f->a, f->priv[0], 1ull << 46)) \
+	X(-MV_ERANGE, mv_host_page_set_gfn(f->h, f->a, f->priv[0], (1ull << 46) - 1)) \
+	X(-MV_ERANGE, mv_host_page_set_gfn(f->h, f->a, f->priv[0], UINT64_MAX - 1)) \
+	X(-MV_ERANGE, mv_host_alloc(f->h, f->a, MV_ACCOUNT_BASE, 2, gfn46, 0, f->out)) \
+	X(-MV_EINVAL, mv_host_page_set_gfn(f->h, f->a, f->freed, 5)) \
+	X(-MV_EINVAL, mv_host_page_set_gfn(f->h, f->a, MV_ZERO_PAGE, 5)) \
+	X(-MV_EINVAL, mv_host_page_set_gfn(NULL, f->a, f->priv[0], 5)) \
+	X(-MV_EINVAL, mv_host_page_copy(f->h, f->priv[0], f->priv[0])) \
+	X(-MV_EINVAL, mv_host_page_copy(f->h, MV_ZERO_PAGE, f->priv[0])) \
+	X(-MV_EINVAL, mv_host_page_copy(f->h, 0xffffffffu, f->priv[0])) \
+	X(-MV_EINVAL, mv_host_page_copy(f->h, f->priv[0], 0xffffffffu)) \
+	X(-MV_EINVAL, mv_host_seed(f->h, (char *)f->page + 1, MV_CHUNK_SIZE)) \
+	X(-MV_EINVAL, mv_host_seed(f->h, f->page, MV_CHUNK_SIZE - 1)) \
+	X(-MV_EINVAL, mv_host_seed(f->h, f->page, 0)) \
+	X(-MV_ERANGE, mv_host_chunk_fd(f->h, 1u << 23, &fd, &off)) \
+	X(-MV_ERANGE, mv_host_chunk_fd(f->h, UINT32_MAX, &fd, &off)) \
+	X(-MV_EINVAL, mv_host_share_get(f->h, f->a, f->freed)) \
+	X(-MV_EINVAL, mv_host_share_put(f->h, f->a, f->freed)) \
+	X(-MV_EINVAL, mv_host_share_put(f->h, f->a, MV_ZERO_PAGE)) \
+	X(-MV_EINVAL, mv_host_vm_set_mover(NULL, f->a, NULL, NULL)) \
+	X(-MV_ENOENT, mv_host_vm_set_mover(f->h, MV_HOST_MAX_VMS + 1, NULL, NULL)) \
+	X(-MV_EINVAL, mv_host_balloon_inflate(f->h, f->a, 1, &f->freed)) \
+	X(-MV_EINVAL, mv_host_balloon_inflate(f->h, f->a, 2, dup)) \
+	X(-MV_EINVAL, mv_host_balloon_inflate(f->h, f->a, 1, &f->sh)) \
+	X(-MV_EINVAL, mv_host_balloon_deflate(f->h, f->a, UINT64_MAX)) \
+	X(-MV_EINVAL, mv_host_move_page(f->h, 0xffffffffu, NULL)) \
+	X(-MV_EINVAL, mv_host_move_page(f->h, f->sh, NULL)) \
 	X(-MV_EINVAL, mv_host_page_set_gfn(f->h, f->a, f->other[0], 5)) \
 	X(-MV_EINVAL, mv_host_page_set_gfn(f->h, f->a, f->sh, 5)) \
 	X(-MV_ENOENT, mv_host_page_set_gfn(f->h, 4000, f->priv[0], 5)) \
@@ -103,6 +130,7 @@ static int run_case(int i, const char **name, int *want)
 	mv_page_id dup[2] = { f->priv[0], f->priv[0] };
 	mv_page_id mixed[2] = { f->priv[0], f->other[0] };
 	uint64_t badgfn[1] = { 1ull << 50 };
+	uint64_t gfn46[2] = { 5, 1ull << 46 };
 	struct mv_reservation r = { .base = 1 };
 	mv_vmid vm;
 	int fd, k = 0;

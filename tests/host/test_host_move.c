@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "host/host_test.h"
@@ -19,7 +21,46 @@ struct owner {
 	mv_page_id map[NGFN];
 	int calls;
 	int refuse;
+	int action;                 /* enum action, done inside the mover */
+	int gate;                   /* ACT_WAIT: 1 entered, 2 may go on */
 };
+
+enum action {
+	ACT_NONE,
+	ACT_FREE_OLD,       /* the owner frees the page, then refuses */
+	ACT_INFLATE_OLD,    /* the owner balloons it, then refuses */
+	ACT_FREE_NEW,       /* frees the target it never had, then refuses */
+	ACT_SWITCH_FREE,    /* switches, then frees its new page */
+	ACT_SET_MOVER,      /* tries to unset its own mover */
+	ACT_WAIT,           /* blocks until the test opens the gate */
+};
+
+static void act(struct owner *o, mv_vmid vm, uint64_t gfn, mv_page_id old_id,
+		mv_page_id new_id)
+{
+	switch (o->action) {
+	case ACT_FREE_OLD:
+		assert_int_equal(mv_host_free(o->h, vm, 1, &old_id), 0);
+		o->map[gfn] = MV_NIL_PAGE;
+		break;
+	case ACT_INFLATE_OLD:
+		assert_int_equal(mv_host_balloon_inflate(o->h, vm, 1, &old_id), 0);
+		o->map[gfn] = MV_NIL_PAGE;
+		break;
+	case ACT_FREE_NEW:
+		assert_int_equal(mv_host_free(o->h, vm, 1, &new_id), 0);
+		break;
+	case ACT_SET_MOVER:
+		assert_int_equal(mv_host_vm_set_mover(o->h, vm, NULL, NULL),
+				 -MV_EBUSY);
+		break;
+	case ACT_WAIT:
+		__atomic_store_n(&o->gate, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&o->gate, __ATOMIC_SEQ_CST) != 2)
+			usleep(1000);
+		break;
+	}
+}
 
 static int mover(void *opaque, mv_vmid vm, uint64_t gfn, mv_page_id old_id,
 		 mv_page_id new_id)
@@ -32,13 +73,22 @@ static int mover(void *opaque, mv_vmid vm, uint64_t gfn, mv_page_id old_id,
 	assert_true(gfn < NGFN);
 	assert_int_equal(o->map[gfn], old_id);
 	/* No pool lock is held: calling back in must not deadlock, and the
-	 * old page cannot be freed under the move. */
+	 * frame of either page is frozen: @gfn is current. */
 	assert_int_equal(mv_host_get_stats(o->h, &st), 0);
-	assert_int_equal(mv_host_free(o->h, vm, 1, &old_id), -MV_EBUSY);
-	if (o->refuse)
+	assert_int_equal(mv_host_page_set_gfn(o->h, vm, old_id, gfn + 1),
+			 -MV_EBUSY);
+	assert_int_equal(mv_host_page_set_gfn(o->h, vm, new_id, gfn + 1),
+			 -MV_EBUSY);
+	act(o, vm, gfn, old_id, new_id);
+	if (o->refuse || o->action == ACT_FREE_OLD ||
+	    o->action == ACT_INFLATE_OLD || o->action == ACT_FREE_NEW)
 		return -MV_EBUSY;
 	assert_int_equal(mv_host_page_copy(o->h, new_id, old_id), 0);
 	o->map[gfn] = new_id;
+	if (o->action == ACT_SWITCH_FREE) {
+		assert_int_equal(mv_host_free(o->h, vm, 1, &new_id), 0);
+		o->map[gfn] = MV_NIL_PAGE;
+	}
 	return 0;
 }
 
@@ -218,6 +268,158 @@ static void test_set_gfn_reaches_mover(void **state)
 	teardown(o);
 }
 
+static uint64_t page_in_chunk(struct owner *o, uint32_t chunk)
+{
+	uint64_t g = 0;
+
+	while (!o->map[g] || mv_page_chunk(o->map[g]) != chunk)
+		g++;
+	return g;
+}
+
+/* The owner frees (or balloons) a page while the pool moves it: the call
+ * succeeds at once (charge gone, balloon credited so that a deflate can
+ * follow), the move is refused, and both pages end up free. */
+static void free_during_move(int action)
+{
+	static const uint32_t nfree[3] = { 20, 30, 500 };
+	struct owner *o = setup(nfree);
+	struct mv_host_stats before, after;
+	struct mv_host_vm_stats vs;
+	uint64_t g = page_in_chunk(o, 3);
+	mv_page_id id = o->map[g], new_id = MV_NIL_PAGE;
+
+	assert_int_equal(mv_host_get_stats(o->h, &before), 0);
+	o->action = action;
+	assert_int_equal(mv_host_move_page(o->h, id, &new_id), -MV_EBUSY);
+	assert_int_equal(o->calls, 1);
+	assert_int_equal(new_id, MV_NIL_PAGE);
+	assert_int_equal(mv_host_get_stats(o->h, &after), 0);
+	assert_int_equal(after.private_pages, before.private_pages - 1);
+	assert_int_equal(after.free_pages, before.free_pages + 1);
+	assert_int_equal(after.pages_moved, 0);
+	assert_int_equal(after.ballooned_pages, action == ACT_INFLATE_OLD);
+	assert_null(mv_host_page_ptr(o->h, id));
+	assert_int_equal(mv_host_vm_get_stats(o->h, o->vm, &vs), 0);
+	assert_int_equal(vs.allocated[MV_ACCOUNT_BASE], before.private_pages - 1);
+	check_all(o);
+	if (action == ACT_INFLATE_OLD)
+		assert_int_equal(mv_host_balloon_deflate(o->h, o->vm, 1), 0);
+	/* A second free of the same id is caught. */
+	assert_int_equal(mv_host_free(o->h, o->vm, 1, &id), -MV_EINVAL);
+	assert_int_equal(pool_check(o->h), 0);
+	teardown(o);
+}
+
+static void test_free_during_move(void **state)
+{
+	(void)state;
+	free_during_move(ACT_FREE_OLD);
+	free_during_move(ACT_INFLATE_OLD);
+}
+
+/* Freeing the target of a move the owner then refuses (an id it never
+ * had) changes no account: the page it keeps is still charged. */
+static void test_free_of_unswitched_target(void **state)
+{
+	static const uint32_t nfree[3] = { 20, 30, 500 };
+	struct owner *o = setup(nfree);
+	struct mv_host_stats before, after;
+	uint64_t g = page_in_chunk(o, 3);
+	mv_page_id id = o->map[g];
+
+	(void)state;
+	assert_int_equal(mv_host_get_stats(o->h, &before), 0);
+	o->action = ACT_FREE_NEW;
+	assert_int_equal(mv_host_move_page(o->h, id, NULL), -MV_EBUSY);
+	assert_int_equal(mv_host_get_stats(o->h, &after), 0);
+	assert_true(host_stats_equal(&before, &after));
+	assert_int_equal(o->map[g], id);
+	check_all(o);
+	assert_int_equal(mv_host_free(o->h, o->vm, 1, &id), 0);
+	assert_int_equal(pool_check(o->h), 0);
+	teardown(o);
+}
+
+/* The owner switches to the new page and frees it before the pool has
+ * finished: one page's charge goes, both pages end up free. */
+static void test_free_after_switch(void **state)
+{
+	static const uint32_t nfree[3] = { 20, 30, 500 };
+	struct owner *o = setup(nfree);
+	struct mv_host_stats before, after;
+	uint64_t g = page_in_chunk(o, 3);
+	mv_page_id id = o->map[g], new_id;
+
+	(void)state;
+	assert_int_equal(mv_host_get_stats(o->h, &before), 0);
+	o->action = ACT_SWITCH_FREE;
+	assert_int_equal(mv_host_move_page(o->h, id, &new_id), 0);
+	assert_int_equal(mv_host_get_stats(o->h, &after), 0);
+	assert_int_equal(after.private_pages, before.private_pages - 1);
+	assert_int_equal(after.free_pages, before.free_pages + 1);
+	assert_null(mv_host_page_ptr(o->h, id));
+	assert_null(mv_host_page_ptr(o->h, new_id));
+	check_all(o);
+	teardown(o);
+}
+
+struct unset {
+	struct owner *o;
+	uint64_t g;
+	int rc, returned;
+};
+
+static void *move_thread(void *arg)
+{
+	struct unset *u = arg;
+
+	u->rc = mv_host_move_page(u->o->h, u->o->map[u->g], NULL);
+	return NULL;
+}
+
+static void *unset_thread(void *arg)
+{
+	struct unset *u = arg;
+
+	assert_int_equal(mv_host_vm_set_mover(u->o->h, u->o->vm, NULL, NULL), 0);
+	__atomic_store_n(&u->returned, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Unsetting the mover waits for the move in flight: once it returns the
+ * old mover is never called again. From inside the mover it is refused. */
+static void test_unset_mover_waits(void **state)
+{
+	static const uint32_t nfree[3] = { 20, 30, 500 };
+	struct owner *o = setup(nfree);
+	struct unset u = { o, page_in_chunk(o, 3), 1, 0 };
+	pthread_t mt, ut;
+
+	(void)state;
+	o->action = ACT_SET_MOVER;
+	assert_int_equal(mv_host_move_page(o->h, o->map[u.g], NULL), 0);
+	o->action = ACT_WAIT;
+	u.g = page_in_chunk(o, 3);
+	assert_int_equal(pthread_create(&mt, NULL, move_thread, &u), 0);
+	while (__atomic_load_n(&o->gate, __ATOMIC_SEQ_CST) != 1)
+		usleep(1000);
+	assert_int_equal(pthread_create(&ut, NULL, unset_thread, &u), 0);
+	usleep(50000);
+	assert_int_equal(__atomic_load_n(&u.returned, __ATOMIC_SEQ_CST), 0);
+	__atomic_store_n(&o->gate, 2, __ATOMIC_SEQ_CST);
+	pthread_join(ut, NULL);
+	pthread_join(mt, NULL);
+	assert_int_equal(u.rc, 0);
+	assert_int_equal(o->calls, 2);
+	assert_int_equal(mv_host_move_page(o->h, o->map[page_in_chunk(o, 3)],
+					   NULL), -MV_ESTATE);
+	assert_int_equal(o->calls, 2);
+	check_all(o);
+	assert_int_equal(mv_host_vm_destroy(o->h, o->vm), 0);
+	teardown(o);
+}
+
 static void test_move_bad_input(void **state)
 {
 	static const uint32_t nfree[3] = { 20, 30, 500 };
@@ -248,6 +450,10 @@ int main(void)
 		cmocka_unit_test(test_refusal_changes_nothing),
 		cmocka_unit_test(test_set_gfn_reaches_mover),
 		cmocka_unit_test(test_move_bad_input),
+		cmocka_unit_test(test_free_during_move),
+		cmocka_unit_test(test_free_of_unswitched_target),
+		cmocka_unit_test(test_free_after_switch),
+		cmocka_unit_test(test_unset_mover_waits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

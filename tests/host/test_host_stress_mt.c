@@ -107,7 +107,7 @@ static void do_alloc(struct worker *w)
 	w->allocated += n;
 }
 
-/* Free (or balloon) a few pages; a page being moved makes it -MV_EBUSY. */
+/* Free (or balloon) a few pages, even one the defragmenter is moving. */
 static void do_free(struct worker *w, bool balloon)
 {
 	mv_page_id ids[32];
@@ -128,8 +128,6 @@ static void do_free(struct worker *w, bool balloon)
 	int rc = balloon ? mv_host_balloon_inflate(w->h, w->vm, n, ids)
 			 : mv_host_free(w->h, w->vm, n, ids);
 
-	if (rc == -MV_EBUSY)
-		return;
 	assert_int_equal(rc, 0);
 	for (uint32_t i = 0; i < n; i++)
 		w->slot[gfns[i]] = MV_NIL_PAGE;

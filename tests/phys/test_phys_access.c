@@ -286,6 +286,60 @@ static void null_arguments(void **state)
 	mv_vm_destroy(NULL);
 }
 
+/* A populate that runs out of budget in its second batch: the first batch
+ * is populated and the MMU told about it, the second keeps what it had
+ * (private pages their bytes), and the accounts still add up. */
+static void populate_partial_failure(void **state)
+{
+	struct mv_host_config hc = { .budget_pages = 300,
+				     .overcommit = MV_OVERCOMMIT_ALLOW };
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct fx_notes notes = { { 0 }, 0, 0 };
+	static uint8_t data[512 * MV_PAGE_SIZE], page[MV_PAGE_SIZE];
+	struct mv_host_vm_stats hs;
+	struct mv_vm_stats vs;
+
+	(void)state;
+	assert_int_equal(mv_host_create(&hc, &host), 0);
+	vm = fx_ram_vm(host, 600, 1, 1);
+	assert_non_null(vm);
+	mv_vm_set_notify(vm, fx_notify, &notes);
+	fx_fill(data, sizeof(data), 77);
+	for (uint64_t g = 256; g < 260; g++) {
+		fx_fill(page, sizeof(page), (uint32_t)g);
+		assert_int_equal(mv_vm_phys_write(vm, g * MV_PAGE_SIZE, page,
+						  sizeof(page)), 0);
+	}
+	memset(&notes, 0, sizeof(notes));
+	assert_int_equal(mv_vm_phys_populate(vm, 0, 512, data), -MV_EBUDGET);
+	assert_int_equal(notes.count[MV_NOTIFY_BACKING], 1);
+	assert_int_equal(notes.last_gfn, 0);
+	assert_true(notes.last_count >= 256);
+	for (uint64_t g = 0; g < 256; g++) {
+		assert_int_equal(fx_state(vm, g * MV_PAGE_SIZE), MV_PAGE_ALLOCATED);
+		assert_int_equal(mv_vm_phys_read(vm, g * MV_PAGE_SIZE, page,
+						 sizeof(page)), 0);
+		assert_memory_equal(page, data + g * MV_PAGE_SIZE, sizeof(page));
+	}
+	for (uint64_t g = 256; g < 260; g++) {
+		uint8_t want[MV_PAGE_SIZE];
+
+		fx_fill(want, sizeof(want), (uint32_t)g);
+		assert_int_equal(mv_vm_phys_read(vm, g * MV_PAGE_SIZE, page,
+						 sizeof(page)), 0);
+		assert_memory_equal(page, want, sizeof(page));
+	}
+	assert_int_equal(fx_state(vm, 260 * MV_PAGE_SIZE), MV_PAGE_ZERO);
+	assert_int_equal(mv_host_vm_get_stats(host, mv_vm_id(vm), &hs), 0);
+	assert_int_equal(mv_vm_get_stats(vm, &vs), 0);
+	assert_int_equal(hs.allocated[MV_ACCOUNT_BASE],
+			 vs.pages[MV_PAGE_ALLOCATED] + vs.handy);
+	assert_int_equal(vs.pages[MV_PAGE_ALLOCATED], 260);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +353,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(dirty_collect, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(write_monitor_hot_and_cold, fx_setup, fx_teardown),
 		cmocka_unit_test(null_arguments),
+		cmocka_unit_test(populate_partial_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,10 +188,75 @@ static void no_lost_write(void **state)
 	mv_host_destroy(sh.host);
 }
 
+struct defrag {
+	struct mv_host *host;
+	atomic_int stop, moved;
+};
+
+static void *defrag_main(void *arg)
+{
+	struct defrag *d = arg;
+	uint32_t moved;
+
+	while (!atomic_load(&d->stop)) {
+		if (mv_host_defragment(d->host, 8, &moved))
+			abort();
+		atomic_fetch_add(&d->moved, (int)moved);
+	}
+	return NULL;
+}
+
+/* VMs are torn down while the pool keeps moving their pages: destruction
+ * waits for the move in flight (its mover needs the VM) and always closes
+ * the account, and a reset racing the mover frees pages being moved. */
+static void destroy_while_moving(void **state)
+{
+	static struct defrag d;
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = 1024ull * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1 };
+	struct mv_host_stats st;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &d.host), 0);
+	pthread_create(&t, NULL, defrag_main, &d);
+	for (int round = 0; round < 40; round++) {
+		struct mv_vm *vm;
+		uint64_t holes[768], n = 0;
+
+		assert_int_equal(mv_vm_create(d.host, &cfg, &vm), 0);
+		for (uint64_t g = 0; g < 1024; g++)
+			assert_int_equal(mv_vm_phys_write(vm, g << 12, "v", 1), 0);
+		for (uint64_t g = 0; g < 1024; g++)
+			if (g % 4 != (uint64_t)round % 4)
+				holes[n++] = g;
+		/* chunks a quarter full: the pool vacates one into another */
+		assert_int_equal(mv_vm_balloon_inflate(vm, holes, 768), 0);
+		for (int i = 0; i < 2000; i++) {
+			uint64_t g = (uint64_t)(i * 4 + round % 4) % 1024;
+
+			assert_int_equal(mv_vm_phys_write(vm, g << 12, "w", 1), 0);
+		}
+		if (round % 2)
+			assert_int_equal(mv_vm_reset(vm), 0);
+		mv_vm_destroy(vm);
+		assert_int_equal(mv_host_get_stats(d.host, &st), 0);
+		assert_int_equal(st.vms, 0);
+		assert_int_equal(st.private_pages, 0);
+		assert_int_equal(st.ballooned_pages, 0);
+	}
+	atomic_store(&d.stop, 1);
+	pthread_join(t, NULL);
+	print_message("pages moved under destroy: %d\n", atomic_load(&d.moved));
+	mv_host_destroy(d.host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(no_lost_write),
+		cmocka_unit_test(destroy_while_moving),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

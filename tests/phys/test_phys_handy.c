@@ -80,10 +80,32 @@ static void refill_shrinks_to_fit(void **state)
 	mv_host_destroy(host);
 }
 
+/* A low watermark of 0 still refills an empty cache. */
+static void low_mark_zero(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_vm_stats st;
+	uint8_t b = 1;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	vm = fx_ram_vm(host, 16, 0, 2);
+	assert_non_null(vm);
+	for (uint64_t g = 0; g < 5; g++)
+		assert_int_equal(mv_vm_phys_write(vm, g << 12, &b, 1), 0);
+	assert_int_equal(mv_vm_get_stats(vm, &st), 0);
+	assert_int_equal(st.pages[MV_PAGE_ALLOCATED], 5);
+	assert_int_equal(st.handy_refills, 3);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(watermarks),
+		cmocka_unit_test(low_mark_zero),
 		cmocka_unit_test(refill_shrinks_to_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -148,7 +148,7 @@ static void seeded_fallback(void **state)
 	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
 				 .size = 64 * MV_PAGE_SIZE };
 	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
-				    .map_chunks_max = 1 };
+				    .map_chunks_max = 2 };
 	static uint8_t mem[MV_CHUNK_SIZE] __attribute__((aligned(4096)));
 	struct mv_vm_stats st;
 	uint8_t b = 0x99, out = 0;
@@ -167,6 +167,74 @@ static void seeded_fallback(void **state)
 	mv_host_destroy(host);
 }
 
+/* Two pages are held at once by a copy-on-write (the shared source and the
+ * private copy) and by a share (both sides): a bound of one chunk would
+ * unmap the first while the second is mapped, so it is refused, and two
+ * are enough. */
+static void two_pages_at_once(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = 64 * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .map_chunks_max = 1 };
+	uint8_t page[MV_PAGE_SIZE], out[MV_PAGE_SIZE];
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	assert_int_equal(mv_vm_create(host, &cfg, &vm), -MV_EINVAL);
+	cfg.map_chunks_max = 2;
+	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
+	memset(page, 0x5a, sizeof(page));
+	assert_int_equal(mv_vm_phys_write(vm, 0, page, sizeof(page)), 0);
+	assert_int_equal(mv_vm_phys_write(vm, MV_PAGE_SIZE, page, sizeof(page)), 0);
+	assert_int_equal(mv_vm_share_pages(vm, 0, vm, 1), 0);
+	assert_int_equal(fx_state(vm, 0), MV_PAGE_SHARED);
+	page[7] = 1;
+	assert_int_equal(mv_vm_phys_write(vm, 7, &page[7], 1), 0);
+	assert_int_equal(fx_state(vm, 0), MV_PAGE_ALLOCATED);
+	assert_int_equal(mv_vm_phys_read(vm, 0, out, sizeof(out)), 0);
+	assert_memory_equal(out, page, sizeof(out));
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
+/* A released memfd chunk's id is not given to seeded memory: this VM still
+ * maps the id's memfd range and would write there, not to the page the
+ * pool (and a move's copy) reads. */
+static void seeded_after_memfd_release(void **state)
+{
+	struct mv_host_config hc = { .empty_chunk_cache = 0 };
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = 0,
+				 .size = 64 * MV_PAGE_SIZE };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .handy_low = 0, .handy_high = 1,
+				    .map_chunks_max = 2 };
+	static uint8_t mem[MV_CHUNK_SIZE] __attribute__((aligned(4096)));
+	uint8_t page[MV_PAGE_SIZE];
+	uint64_t g0 = 0;
+	const uint8_t *host_view;
+
+	(void)state;
+	assert_int_equal(mv_host_create(&hc, &host), 0);
+	assert_int_equal(mv_vm_create(host, &cfg, &vm), 0);
+	memset(page, 0x11, sizeof(page));
+	assert_int_equal(mv_vm_phys_write(vm, 0, page, sizeof(page)), 0);
+	assert_int_equal(mv_page_chunk(mv_page_host_id(mv_vm_page(vm, 0))), 1);
+	assert_int_equal(mv_vm_balloon_inflate(vm, &g0, 1), 0);  /* chunk 1 goes */
+	assert_int_equal(mv_host_seed(host, mem, sizeof(mem)), 0);
+	memset(page, 0x22, sizeof(page));
+	assert_int_equal(mv_vm_phys_write(vm, MV_PAGE_SIZE, page, sizeof(page)), 0);
+	host_view = mv_host_page_ptr(host, mv_page_host_id(mv_vm_page(vm, 1)));
+	assert_non_null(host_view);
+	assert_memory_equal(host_view, page, sizeof(page));
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +242,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(lru_eviction_and_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(lookaside_hits, setup, teardown),
 		cmocka_unit_test(seeded_fallback),
+		cmocka_unit_test(two_pages_at_once),
+		cmocka_unit_test(seeded_after_memfd_release),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

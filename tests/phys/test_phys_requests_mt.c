@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -232,12 +233,83 @@ static void sharing_and_moving_requests(void **state)
 	mv_host_destroy(host);
 }
 
+static void *process_once(void *arg)
+{
+	mv_vm_process_requests(arg, NULL);
+	return NULL;
+}
+
+/* Two processors at once (the VM's thread and a helping waiter): a request
+ * posted after another still runs after it. A processor that has taken the
+ * queue while another holds the VM lock must not be overtaken by requests
+ * posted later. */
+static void order_across_processors(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct log log = { { 0 }, 0, 0 };
+	struct item a = { &log, 0, 0 }, b = { &log, 0, 1 };
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	vm = fx_ram_vm(host, 16, 0, 0);
+	assert_non_null(vm);
+	mv_vm_lock(vm);
+	assert_int_equal(mv_vm_request_post(vm, record, &a, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, process_once, vm), 0);
+	usleep(50000);    /* the thread is in mv_vm_process_requests */
+	assert_int_equal(mv_vm_request_post(vm, record, &b, NULL), 0);
+	assert_int_equal(mv_vm_process_requests(vm, NULL), 0);
+	mv_vm_unlock(vm);
+	pthread_join(t, NULL);
+	assert_int_equal(log.runs, 2);
+	assert_int_equal(log.out_of_order, 0);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
+/* A helping waiter that holds the VM lock (a request or the MMU waiting on
+ * another request) runs its request itself even when another processor
+ * arrived first: that processor cannot take the queue without the lock, so
+ * the wait cannot hang on it (a watchdog turns a hang into a failure). */
+static void help_while_holding_lock(void **state)
+{
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct log log = { { 0 }, 0, 0 };
+	struct item a = { &log, 0, 0 };
+	struct mv_vm_request *req;
+	pthread_t t;
+	int result = -1;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &host), 0);
+	vm = fx_ram_vm(host, 16, 0, 0);
+	assert_non_null(vm);
+	mv_vm_lock(vm);
+	assert_int_equal(mv_vm_request_post(vm, record, &a, &req), 0);
+	assert_int_equal(pthread_create(&t, NULL, process_once, vm), 0);
+	usleep(50000);    /* the thread is in mv_vm_process_requests */
+	alarm(20);
+	assert_int_equal(mv_vm_request_wait(vm, req, 1, &result), 0);
+	alarm(0);
+	assert_int_equal(result, 0);
+	mv_vm_unlock(vm);
+	pthread_join(t, NULL);
+	assert_int_equal(log.runs, 1);
+	mv_vm_destroy(vm);
+	mv_host_destroy(host);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(many_posters),
 		cmocka_unit_test(waiting_with_results),
 		cmocka_unit_test(sharing_and_moving_requests),
+		cmocka_unit_test(order_across_processors),
+		cmocka_unit_test(help_while_holding_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

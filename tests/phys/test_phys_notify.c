@@ -1,0 +1,118 @@
+/* The MMU hears of a change before the host page it maps is freed: a vCPU
+ * may use a pointer from mv_vm_gpa_to_hva without the VM lock until the
+ * notification, so the page must still be the VM's (or still shared) when
+ * the hook runs, never already back in the pool where another VM could get
+ * it. Checked for every path that frees a page: balloon, reset, share,
+ * copy-on-write of the last reference, populate over a shared page. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "phys/fixture.h"
+
+#define WATCH 64
+
+struct watch {
+	struct mv_host *host;
+	uint64_t gfn[WATCH];
+	mv_page_id old[WATCH];
+	unsigned n, seen, late;
+};
+
+static void on_notify(void *opaque, struct mv_vm *vm, uint64_t gfn,
+		      uint64_t count, enum mv_notify_reason why)
+{
+	struct watch *w = opaque;
+
+	(void)vm;
+	(void)why;
+	for (unsigned i = 0; i < w->n; i++) {
+		if (w->gfn[i] < gfn || (count != UINT64_MAX &&
+					w->gfn[i] - gfn >= count))
+			continue;
+		w->seen++;
+		if (!mv_host_page_ptr(w->host, w->old[i]))
+			w->late++;
+	}
+}
+
+static void watch(struct watch *w, struct mv_vm *vm, uint64_t first,
+		  unsigned n)
+{
+	w->n = n;
+	w->seen = w->late = 0;
+	for (unsigned i = 0; i < n; i++) {
+		w->gfn[i] = first + i;
+		w->old[i] = mv_page_host_id(mv_vm_page(vm, first + i));
+		assert_true(w->old[i] != MV_ZERO_PAGE);
+	}
+}
+
+static void write_page(struct mv_vm *vm, uint64_t gfn, uint8_t v)
+{
+	uint8_t page[MV_PAGE_SIZE];
+
+	memset(page, v, sizeof(page));
+	assert_int_equal(mv_vm_phys_write(vm, gfn << MV_PAGE_SHIFT, page,
+					  sizeof(page)), 0);
+}
+
+static void in_time(struct watch *w, unsigned min_seen)
+{
+	assert_true(w->seen >= min_seen);
+	assert_int_equal(w->late, 0);
+}
+
+static void notify_before_free(void **state)
+{
+	struct fx_ctx *c = *state;
+	struct watch w = { .host = c->host };
+	uint8_t page[MV_PAGE_SIZE];
+	uint64_t g = 0;
+
+	mv_vm_set_notify(c->vm, on_notify, &w);
+	/* balloon */
+	write_page(c->vm, 0, 1);
+	watch(&w, c->vm, 0, 1);
+	assert_int_equal(mv_vm_balloon_inflate(c->vm, &g, 1), 0);
+	in_time(&w, 1);
+	/* share: both private pages go */
+	write_page(c->vm, 1, 2);
+	write_page(c->vm, 2, 2);
+	watch(&w, c->vm, 1, 2);
+	assert_int_equal(mv_vm_share_pages(c->vm, 1, c->vm, 2), 0);
+	in_time(&w, 2);
+	/* copy-on-write of the last reference frees the shared page */
+	assert_int_equal(mv_vm_phys_write(c->vm, 2 << MV_PAGE_SHIFT, "x", 1), 0);
+	watch(&w, c->vm, 1, 1);
+	assert_int_equal(mv_vm_phys_write(c->vm, 1 << MV_PAGE_SHIFT, "y", 1), 0);
+	in_time(&w, 1);
+	/* populate over the last reference of a shared page */
+	write_page(c->vm, 3, 3);
+	write_page(c->vm, 4, 3);
+	assert_int_equal(mv_vm_share_pages(c->vm, 3, c->vm, 4), 0);
+	assert_int_equal(mv_vm_phys_write(c->vm, 4 << MV_PAGE_SHIFT, "z", 1), 0);
+	watch(&w, c->vm, 3, 1);
+	memset(page, 9, sizeof(page));
+	assert_int_equal(mv_vm_phys_populate(c->vm, 3, 1, page), 0);
+	in_time(&w, 1);
+	/* reset: more private pages than the handy cache keeps */
+	for (uint64_t i = 10; i < 10 + WATCH; i++)
+		write_page(c->vm, i, (uint8_t)i);
+	watch(&w, c->vm, 10, WATCH);
+	assert_int_equal(mv_vm_reset(c->vm), 0);
+	in_time(&w, WATCH);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(notify_before_free, fx_setup,
+						fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

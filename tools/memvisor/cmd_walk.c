@@ -282,9 +282,10 @@ static int check_root(const struct mv_paging *pg, const struct walk_opts *o,
 	    (root >= o->base && root - o->base <= img->size &&
 	     img->size - (root - o->base) >= need))
 		return 0;
-	fprintf(stderr, "memvisor walk: CR3 0x%llx: the top-level table is "
-		"outside the image [0x%llx, 0x%llx)\n",
-		(unsigned long long)o->regs.cr3, (unsigned long long)o->base,
+	fprintf(stderr, "memvisor walk: CR3 0x%llx: the top-level table (%llu "
+		"bytes) is not inside the image [0x%llx, 0x%llx)\n",
+		(unsigned long long)o->regs.cr3, (unsigned long long)need,
+		(unsigned long long)o->base,
 		(unsigned long long)(o->base + img->size));
 	return 1;
 }

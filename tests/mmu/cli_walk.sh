@@ -217,6 +217,38 @@ expect_exit "image beyond 2^64" 1 --image "$L4" --base 0xfffffffffffff000 \
 	--cr3 0x1000 0x0
 "$tool" walk --help | grep -q 'usage: memvisor walk' || fail "--help"
 
+# A huge sparse image: mapped, not read in full.
+if truncate -s 1T "$tmp/huge.img" 2>/dev/null; then
+	put "$tmp/huge.img" 0x1000 $((0x2000 | P | W))
+	expect "1 TiB sparse image" "0x0000000000000000 fault 0x0
+0x00007ffffffff000 fault 0x0" \
+		--image "$tmp/huge.img" --cr3 0x1000 --mode long4 0 7ffffffff000
+	expect "1 TiB sparse image, dump" "" \
+		--image "$tmp/huge.img" --cr3 0x1000 --mode long4 --dump
+	rm -f "$tmp/huge.img"
+fi
+
+# The image shrinks during a dump: every PML4E points back at the PML4, so
+# the dump lists 2^36 pages (hours); truncating the file under it must
+# end it with a message and exit 1, not with SIGBUS.
+REC=$tmp/recursive.img
+new_image "$REC" 64K
+for ((i = 0; i < 512; i++)); do
+	printf '\x03\x10\x00\x00\x00\x00\x00\x00'
+done | dd of="$REC" bs=1 seek=$((0x1000)) conv=notrunc status=none
+timeout 60 "$tool" walk --image "$REC" --cr3 0x1000 --mode long4 --dump \
+	> "$tmp/rec.out" 2> "$tmp/err" &
+pid=$!
+for ((i = 0; i < 200; i++)); do   # until it prints: the image is mapped
+	[ -s "$tmp/rec.out" ] && break
+	sleep 0.05
+done
+truncate -s 0 "$REC"
+wait $pid; rc=$?
+[ $rc -eq 1 ] || fail "image truncated during --dump: exit $rc, want 1"
+grep -q 'shrank' "$tmp/err" || fail "image truncated: $(cat "$tmp/err")"
+rm -f "$tmp/rec.out"
+
 if [ $fails -ne 0 ]; then
 	echo "$fails failure(s)" >&2
 	exit 1

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,30 @@ static int map_image(const char *path, struct image *img)
 	return 0;
 }
 
+/* A mapped file that shrinks under us (another process truncates the
+ * image) turns the next read of the lost part into SIGBUS: say so and
+ * fail like any runtime error, instead of dying of the signal. */
+static void image_shrank(int sig)
+{
+	static const char msg[] = "memvisor walk: the image file shrank while "
+				  "it was read\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = image_shrank;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 /* The first table must lie in the image: otherwise the registers do not
  * belong to this image. */
 static int check_root(const struct mv_paging *pg, const struct walk_opts *o,
@@ -498,6 +523,7 @@ static int walk_main(int argc, char **argv)
 	if (map_image(o.image, &img))
 		return 1;
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+	catch_sigbus();
 	rc = run(&o, &img, argc - optind, argv + optind);
 	munmap(img.mem, img.size);
 	if (fflush(stdout) || ferror(stdout)) {

@@ -130,8 +130,32 @@ expect "pae" "0x0000000000201234 -> 0x0000000000009234 4K ---DA--UW
 	"${PAEARGS[@]}" 0x201234 0xfff00000
 expect "pae dump" "0x0000000000201000: 0x0000000000009000 4K ---DA--UW
 0x00000000ffe00000: 0x000000007fe00000 2M XGP-----W" "${PAEARGS[@]}" --dump
+# The accessed bit in present PDPTEs (QEMU's TCG leaves it): reserved, so
+# the CR3 load #GPs, and the message names the switch; --lenient-pdpte
+# loads them as if it were clear, without touching the image.
+pae_sum=$(md5sum < "$PAE")
+put "$PAE" 0x1020 $((0x2000 | P | A))
+put "$PAE" $((0x1020 + 3 * 8)) $((0x3000 | P | A))
+expect_exit "pae PDPTE accessed bit" 1 "${PAEARGS[@]}" 0x201234
+grep -q -- '--lenient-pdpte' "$tmp/err" || fail "pae PDPTE A: no hint"
+expect "pae --lenient-pdpte" "0x0000000000201234 -> 0x0000000000009234 4K ---DA--UW
+0x00000000fff00000 -> 0x000000007ff00000 2M XGP-----W" \
+	"${PAEARGS[@]}" --lenient-pdpte 0x201234 0xfff00000
+expect "pae --lenient-pdpte dump" "0x0000000000201000: 0x0000000000009000 4K ---DA--UW
+0x00000000ffe00000: 0x000000007fe00000 2M XGP-----W" \
+	"${PAEARGS[@]}" --lenient-pdpte --dump
+expect "--lenient-pdpte outside PAE: no effect" \
+	"0x0000000040123456 -> 0x0000000040123456 1G --PDA--UW" \
+	"${LONG4[@]}" --lenient-pdpte 0x40123456
+[ "$(md5sum < "$PAE")" != "$pae_sum" ] || fail "pae image not changed by put"
 put "$PAE" $((0x1020 + 8)) $((0x5000 | P | W))        # PDPTE 1: reserved
 expect_exit "pae PDPTE reserved bit" 1 "${PAEARGS[@]}" 0x1000
+expect_exit "pae PDPTE reserved bit, lenient" 1 "${PAEARGS[@]}" \
+	--lenient-pdpte 0x1000
+grep -q -- 'reserved bits set' "$tmp/err" || fail "pae PDPTE R/W: message"
+put "$PAE" $((0x1020 + 8)) $((0x5000 | P | D))        # only A is forgiven
+expect_exit "pae PDPTE dirty bit, lenient" 1 "${PAEARGS[@]}" \
+	--lenient-pdpte 0x1000
 
 # --- 32-bit paging -----------------------------------------------------
 LEG=$tmp/legacy.img
@@ -168,18 +192,62 @@ expect_exit "dump with VA" 2 "${LONG4[@]}" --dump 0x1000
 expect_exit "nothing to do" 2 "${LONG4[@]}"
 expect_exit "unaligned base" 2 --image "$L4" --base 0x10 --cr3 0x1000 0x0
 expect_exit "maxphyaddr" 2 "${LONG4[@]}" --maxphyaddr 60 0x0
+expect_exit "maxphyaddr with a space" 2 "${LONG4[@]}" --maxphyaddr " 40" 0x0
+expect_exit "maxphyaddr with a sign" 2 "${LONG4[@]}" --maxphyaddr +40 0x0
+expect_exit "maxphyaddr empty" 2 "${LONG4[@]}" --maxphyaddr "" 0x0
+expect "maxphyaddr 40" "0x0000000040123456 -> 0x0000000040123456 1G --PDA--UW" \
+	"${LONG4[@]}" --maxphyaddr 40 0x40123456
+expect_exit "dump with --access" 2 "${LONG4[@]}" --access w --dump
+expect_exit "dump with --user" 2 "${LONG4[@]}" --user --dump
 expect_exit "VA beyond 32 bits" 2 --image "$LEG" --cr3 0x1000 0x100000000
 expect_exit "impossible registers" 2 --image "$L4" --cr3 0x1000 --efer 0x500 0x0
 expect_exit "missing file" 1 --image "$tmp/none" --cr3 0x1000 0x1000
 : > "$tmp/empty"
 expect_exit "empty file" 1 --image "$tmp/empty" --cr3 0x1000 0x1000
 expect_exit "directory" 1 --image "$tmp" --cr3 0x1000 0x1000
+grep -q 'not a regular file' "$tmp/err" || fail "directory: $(cat "$tmp/err")"
+expect_exit "character device" 1 --image /dev/zero --cr3 0x1000 0x1000
+grep -q 'not a regular file' "$tmp/err" || fail "/dev/zero: $(cat "$tmp/err")"
+expect_exit "empty file message" 1 --image "$tmp/empty" --cr3 0x1000 0x1000
+grep -q 'empty' "$tmp/err" || fail "empty file: $(cat "$tmp/err")"
 expect_exit "cr3 outside" 1 --image "$L4" --cr3 0x100000 --mode long4 0x0
 expect_exit "cr3 above maxphyaddr" 1 "${LONG4[@]}" --cr3 0x1000000000000 0x0
 expect_exit "dump with paging off" 1 --image "$L4" --cr3 0 --cr0 0x11 --dump
 expect_exit "image beyond 2^64" 1 --image "$L4" --base 0xfffffffffffff000 \
 	--cr3 0x1000 0x0
 "$tool" walk --help | grep -q 'usage: memvisor walk' || fail "--help"
+
+# A huge sparse image: mapped, not read in full.
+if truncate -s 1T "$tmp/huge.img" 2>/dev/null; then
+	put "$tmp/huge.img" 0x1000 $((0x2000 | P | W))
+	expect "1 TiB sparse image" "0x0000000000000000 fault 0x0
+0x00007ffffffff000 fault 0x0" \
+		--image "$tmp/huge.img" --cr3 0x1000 --mode long4 0 7ffffffff000
+	expect "1 TiB sparse image, dump" "" \
+		--image "$tmp/huge.img" --cr3 0x1000 --mode long4 --dump
+	rm -f "$tmp/huge.img"
+fi
+
+# The image shrinks during a dump: every PML4E points back at the PML4, so
+# the dump lists 2^36 pages (hours); truncating the file under it must
+# end it with a message and exit 1, not with SIGBUS.
+REC=$tmp/recursive.img
+new_image "$REC" 64K
+for ((i = 0; i < 512; i++)); do
+	printf '\x03\x10\x00\x00\x00\x00\x00\x00'
+done | dd of="$REC" bs=1 seek=$((0x1000)) conv=notrunc status=none
+timeout 60 "$tool" walk --image "$REC" --cr3 0x1000 --mode long4 --dump \
+	> "$tmp/rec.out" 2> "$tmp/err" &
+pid=$!
+for ((i = 0; i < 200; i++)); do   # until it prints: the image is mapped
+	[ -s "$tmp/rec.out" ] && break
+	sleep 0.05
+done
+truncate -s 0 "$REC"
+wait $pid; rc=$?
+[ $rc -eq 1 ] || fail "image truncated during --dump: exit $rc, want 1"
+grep -q 'shrank' "$tmp/err" || fail "image truncated: $(cat "$tmp/err")"
+rm -f "$tmp/rec.out"
 
 if [ $fails -ne 0 ]; then
 	echo "$fails failure(s)" >&2

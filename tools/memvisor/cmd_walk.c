@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,7 @@ struct walk_opts {
 	struct mv_cpu_model cpu;
 	const char *mode;
 	unsigned acc;
-	bool have_cr3, dump;
+	bool have_cr3, dump, access_given, lenient_pdpte;
 };
 
 static void usage(FILE *out)
@@ -33,7 +34,7 @@ static void usage(FILE *out)
 "usage: memvisor walk --image FILE [--base GPA] --cr3 HEX [--cr0 HEX]\n"
 "                     [--cr4 HEX] [--efer HEX] [--mode auto|legacy|pae|long4|long5]\n"
 "                     [--access r|w|x] [--user] VA...\n"
-"       memvisor walk --image FILE ... --dump\n"
+"       memvisor walk --image FILE ... [--lenient-pdpte] --dump\n"
 "\n"
 "Translate each VA through the guest page tables in FILE, a raw image of\n"
 "guest RAM starting at guest-physical address GPA (default 0):\n"
@@ -54,6 +55,9 @@ static void usage(FILE *out)
 "  --rflags HEX     EFLAGS for SMAP's AC bit (default 0)\n"
 "  --pkru HEX       protection-key rights (default 0)\n"
 "  --maxphyaddr N   physical address width, 32..52 (default %d)\n"
+"  --lenient-pdpte  PAE: load PDPTEs whose accessed bit (5) is set, as\n"
+"                   QEMU's TCG leaves it; a CPU would #GP (bit 5 is\n"
+"                   reserved). Off by default; no effect in other modes\n"
 "Numbers are hexadecimal (0x optional) except N. The image is never\n"
 "written: no accessed/dirty updates.\n"
 "Exit status: 0 done (faults are results), 1 runtime error, 2 usage.\n",
@@ -84,7 +88,7 @@ static bool parse_hex(const char *s, uint64_t *v)
 
 enum { OPT_IMAGE = 256, OPT_BASE, OPT_CR0, OPT_CR3, OPT_CR4, OPT_EFER,
        OPT_MODE, OPT_ACCESS, OPT_USER, OPT_DUMP, OPT_RFLAGS, OPT_PKRU,
-       OPT_MAXPHY, OPT_HELP };
+       OPT_MAXPHY, OPT_LENIENT_PDPTE, OPT_HELP };
 
 static const struct option long_opts[] = {
 	{ "image", required_argument, NULL, OPT_IMAGE },
@@ -100,6 +104,7 @@ static const struct option long_opts[] = {
 	{ "rflags", required_argument, NULL, OPT_RFLAGS },
 	{ "pkru", required_argument, NULL, OPT_PKRU },
 	{ "maxphyaddr", required_argument, NULL, OPT_MAXPHY },
+	{ "lenient-pdpte", no_argument, NULL, OPT_LENIENT_PDPTE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -139,12 +144,18 @@ static int parse_other(struct walk_opts *o, int opt, const char *arg)
 	switch (opt) {
 	case OPT_IMAGE: o->image = arg; return 0;
 	case OPT_MODE:  o->mode = arg; return 0;
-	case OPT_USER:  o->acc |= MV_ACC_USER; return 0;
+	case OPT_USER:
+		o->acc |= MV_ACC_USER;
+		o->access_given = true;
+		return 0;
 	case OPT_DUMP:  o->dump = true; return 0;
-	case OPT_ACCESS: return parse_access(o, arg);
+	case OPT_LENIENT_PDPTE: o->lenient_pdpte = true; return 0;
+	case OPT_ACCESS:
+		o->access_given = true;
+		return parse_access(o, arg);
 	case OPT_MAXPHY:
-		n = strtol(arg, &end, 10);
-		if (*end || n < 32 || n > 52)
+		n = isdigit((unsigned char)arg[0]) ? strtol(arg, &end, 10) : 0;
+		if (!n || *end || n < 32 || n > 52)
 			return bad_usage("--maxphyaddr: '%s' is not 32..52",
 					 arg);
 		o->cpu.maxphyaddr = (uint8_t)n;
@@ -190,6 +201,9 @@ static int parse_options(struct walk_opts *o, int argc, char **argv)
 	if (o->dump != (optind == argc))
 		return bad_usage("%s", o->dump ? "--dump takes no VA"
 					       : "no VA given");
+	if (o->dump && o->access_given)
+		return bad_usage("%s", "--access and --user describe the access "
+				 "of a single walk; --dump checks no access");
 	return 0;
 }
 
@@ -237,18 +251,47 @@ static int map_image(const char *path, struct image *img)
 			close(fd);
 		return 1;
 	}
-	img->size = (size_t)st.st_size;
-	img->mem = img->size && S_ISREG(st.st_mode)
-		   ? mmap(NULL, img->size, PROT_READ, MAP_PRIVATE, fd, 0)
-		   : MAP_FAILED;
-	close(fd);
-	if (img->mem == MAP_FAILED) {
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
 		fprintf(stderr, "memvisor walk: %s: %s\n", path,
-			img->size ? strerror(errno)
-				  : "empty or not a regular file");
+			S_ISREG(st.st_mode) ? "the image is empty"
+					    : "not a regular file");
+		close(fd);
 		return 1;
 	}
+	img->size = (size_t)st.st_size;
+	img->mem = mmap(NULL, img->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (img->mem == MAP_FAILED) {
+		fprintf(stderr, "memvisor walk: %s: mapping %zu bytes: %s\n",
+			path, img->size, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	close(fd);
 	return 0;
+}
+
+/* A mapped file that shrinks under us (another process truncates the
+ * image) turns the next read of the lost part into SIGBUS: say so and
+ * fail like any runtime error, instead of dying of the signal. */
+static void image_shrank(int sig)
+{
+	static const char msg[] = "memvisor walk: the image file shrank while "
+				  "it was read\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = image_shrank;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 /* The first table must lie in the image: otherwise the registers do not
@@ -264,17 +307,64 @@ static int check_root(const struct mv_paging *pg, const struct walk_opts *o,
 	    (root >= o->base && root - o->base <= img->size &&
 	     img->size - (root - o->base) >= need))
 		return 0;
-	fprintf(stderr, "memvisor walk: CR3 0x%llx: the top-level table is "
-		"outside the image [0x%llx, 0x%llx)\n",
-		(unsigned long long)o->regs.cr3, (unsigned long long)o->base,
+	fprintf(stderr, "memvisor walk: CR3 0x%llx: the top-level table (%llu "
+		"bytes) is not inside the image [0x%llx, 0x%llx)\n",
+		(unsigned long long)o->regs.cr3, (unsigned long long)need,
+		(unsigned long long)o->base,
 		(unsigned long long)(o->base + img->size));
 	return 1;
+}
+
+/* --lenient-pdpte: the CR3 load reads the PDPT through this view, which
+ * shows present PDPTEs with bit 5 clear. QEMU's TCG sets that bit in the
+ * PDPTEs it used although SDM 4.4.1 reserves it; the walker stays
+ * architectural and the image is not changed. Only the load reads through
+ * the view: the PDPTEs are registers afterwards, walks read the image. */
+struct pdpte_view {
+	const struct mv_gmem *image;
+	uint64_t pdpt;
+};
+
+static int pdpte_view_read(void *opaque, uint64_t gpa, unsigned size,
+			   uint64_t *val)
+{
+	const struct pdpte_view *v = opaque;
+	int rc = v->image->read(v->image->opaque, gpa, size, val);
+
+	if (rc == MV_GMEM_OK && gpa - v->pdpt < 32 && (*val & MV_PTE_P))
+		*val &= ~MV_PTE_A;
+	return rc;
+}
+
+static int init_paging(struct mv_paging *pg, const struct walk_opts *o,
+		       const struct mv_gmem *gm, bool lenient)
+{
+	struct pdpte_view view = { gm, o->regs.cr3 & 0xffffffe0 };
+	struct mv_gmem viewed = { .read = pdpte_view_read, .opaque = &view };
+
+	return mv_paging_init(pg, &o->regs, &o->cpu, lenient ? &viewed : gm);
+}
+
+static const char *gp_reason(const struct mv_paging *pg,
+			     const struct walk_opts *o,
+			     const struct mv_gmem *gm)
+{
+	struct mv_paging lenient;
+
+	if (pg->mode != MV_PAGING_PAE)
+		return "CR3 has bits above MAXPHYADDR";
+	if (!o->lenient_pdpte &&
+	    init_paging(&lenient, o, gm, true) == MV_WALK_OK)
+		return "a present PDPTE has the accessed bit (5) set, which "
+		       "SDM 4.4.1 reserves; QEMU's TCG leaves it there: "
+		       "--lenient-pdpte accepts it";
+	return "a present PDPTE has reserved bits set";
 }
 
 static int setup_paging(struct mv_paging *pg, const struct walk_opts *o,
 			const struct mv_gmem *gm, const struct image *img)
 {
-	int rc = mv_paging_init(pg, &o->regs, &o->cpu, gm);
+	int rc = init_paging(pg, o, gm, o->lenient_pdpte);
 
 	if (rc == -MV_EINVAL) {
 		fprintf(stderr, "memvisor walk: no CPU can hold these "
@@ -285,10 +375,7 @@ static int setup_paging(struct mv_paging *pg, const struct walk_opts *o,
 	if (rc == MV_WALK_OK || rc == MV_WALK_NOT_RAM)
 		return check_root(pg, o, img);  /* NOT_RAM: PDPT outside */
 	fprintf(stderr, "memvisor walk: loading CR3 0x%llx would #GP: %s\n",
-		(unsigned long long)o->regs.cr3,
-		pg->mode == MV_PAGING_PAE ? "a present PDPTE has reserved "
-					    "bits set"
-					  : "CR3 has bits above MAXPHYADDR");
+		(unsigned long long)o->regs.cr3, gp_reason(pg, o, gm));
 	return 1;
 }
 
@@ -436,6 +523,7 @@ static int walk_main(int argc, char **argv)
 	if (map_image(o.image, &img))
 		return 1;
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
+	catch_sigbus();
 	rc = run(&o, &img, argc - optind, argv + optind);
 	munmap(img.mem, img.size);
 	if (fflush(stdout) || ferror(stdout)) {

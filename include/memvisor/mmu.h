@@ -79,10 +79,12 @@ int mv_gmem_vm_init(struct mv_gmem *gm, struct mv_vm *vm);
 #define MV_CR4_PSE (1ull << 4)
 #define MV_CR4_PAE (1ull << 5)
 #define MV_CR4_PGE (1ull << 7)
+#define MV_CR4_PCIDE (1ull << 17)
 #define MV_CR4_LA57 (1ull << 12)
 #define MV_CR4_SMEP (1ull << 20)
 #define MV_CR4_SMAP (1ull << 21)
 #define MV_CR4_PKE (1ull << 22)
+#define MV_CR3_NOFLUSH (1ull << 63)  /* MOV to CR3 hint with CR4.PCIDE */
 #define MV_EFER_LME (1ull << 8)
 #define MV_EFER_LMA (1ull << 10)
 #define MV_EFER_NXE (1ull << 11)
@@ -154,7 +156,8 @@ int mv_paging_init(struct mv_paging *pg, const struct mv_cpu_regs *regs,
 
 /* MOV to CR3: set the root; in PAE mode read and check the 4 PDPTEs (SDM
  * 4.4.1: a present PDPTE with a reserved bit set -> #GP(0), the registers
- * keep their old values). Long mode: CR3 bits above MAXPHYADDR -> #GP. */
+ * keep their old values). Long mode: CR3 bits above MAXPHYADDR -> #GP;
+ * bit 63 is the no-flush hint with CR4.PCIDE (dropped), else reserved. */
 int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
 		       uint64_t cr3);
 

@@ -167,12 +167,21 @@ int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
 			return rc;
 		break;
 	}
-	default:
-		/* Bit 63 is the PCID no-flush hint, not part of CR3. */
-		if (cr3 & pg_bits(62, pg->maxphyaddr))
+	default: {
+		/* With CR4.PCIDE, bit 63 of MOV to CR3 is the no-flush hint and
+		 * never reaches CR3; without it, it is one more reserved bit
+		 * (KVM's kvm_set_cr3 checks it the same way). */
+		uint64_t reserved = pg_bits(63, pg->maxphyaddr);
+
+		if (pg->regs.cr4 & MV_CR4_PCIDE) {
+			reserved &= ~MV_CR3_NOFLUSH;
+			cr3 &= ~MV_CR3_NOFLUSH;
+		}
+		if (cr3 & reserved)
 			return MV_WALK_GP;
 		pg->root = cr3 & pg->addr_mask;
 		break;
+	}
 	}
 	pg->regs.cr3 = cr3;
 	return MV_WALK_OK;

@@ -235,8 +235,16 @@ static void canonical_addresses(void **state)
 	/* CR3 bits above MAXPHYADDR: the MOV to CR3 faults. */
 	assert_int_equal(mv_paging_load_cr3(&pg, &gm, 1ull << 50),
 			 MV_WALK_GP);
+	/* Bit 63: reserved without CR4.PCIDE, the no-flush hint with it. */
+	assert_int_equal(mv_paging_load_cr3(&pg, &gm, 0x1000 | 1ull << 63),
+			 MV_WALK_GP);
+	r.cr4 |= MV_CR4_PCIDE;
+	assert_int_equal(mv_paging_init(&pg, &r, NULL, &gm), MV_WALK_OK);
 	assert_int_equal(mv_paging_load_cr3(&pg, &gm, 0x1000 | 1ull << 63),
 			 MV_WALK_OK);
+	assert_int_equal(pg.regs.cr3, 0x1000);
+	assert_int_equal(mv_paging_load_cr3(&pg, &gm, 1ull << 50),
+			 MV_WALK_GP);
 }
 
 static void tables_outside_ram(void **state)

@@ -11,7 +11,8 @@
  *   phys.write_64k        the same with 64 KiB calls (16 pages each)
  *   phys.map_hit          ns per mv_vm_gpa_to_hva through the mapping cache
  *                         (lookaside hit), against the direct pool pointer
- *   phys.map_miss         ns per chunk map + LRU unmap (bound 2 chunks, three cycled)
+ *   phys.map_miss         ns per chunk map + LRU unmap (bound 2 chunks,
+ *                         three cycled)
  *   phys.metadata         bytes per guest page (VM) and per backing host
  *                         page (pool)
  */

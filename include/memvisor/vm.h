@@ -209,6 +209,10 @@ int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
  * notify hook reports a change of the page (or while the VM lock is held);
  * it covers the rest of the page only. */
 int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr);
+/* The same for a caller that already holds mv_vm_lock (the MMU, which keeps
+ * it across a page-table walk): no second lock round-trip. */
+int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
+			    void **ptr);
 
 /* Restore-style allocation: @count pages from @gfn get private pages filled
  * from @data (count * MV_PAGE_SIZE bytes) without zeroing first: a private

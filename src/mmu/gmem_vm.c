@@ -8,9 +8,10 @@
  * UNBACKED (the walker reports MV_WALK_NOT_RAM); ROM and a refused write to
  * a ballooned page drop the A/D write (READONLY).
  *
- * Each call holds the VM lock (recursive) for its whole duration: the host
- * pointer from mv_vm_gpa_to_hva is only stable under it, and it makes the
- * slow-path compare-and-write atomic against every other slow-path writer.
+ * Each call takes the VM lock once for its whole duration: the host pointer
+ * from mv_vm_gpa_to_hva_locked is only stable under it, and it makes the
+ * slow-path compare-and-write atomic against every other slow-path writer
+ * (the lock is recursive, so the slow path may call mv_vm_phys_*).
  */
 #include <string.h>
 
@@ -66,7 +67,7 @@ static int vm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
 	int rc;
 
 	mv_vm_lock(vm);
-	rc = mv_vm_gpa_to_hva(vm, gpa, 0, &p);
+	rc = mv_vm_gpa_to_hva_locked(vm, gpa, 0, &p);
 	if (rc == 0)
 		*val = load(p, size);
 	else if (rc == MV_VM_SLOW_PATH)
@@ -103,7 +104,7 @@ static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
 	int rc;
 
 	mv_vm_lock(vm);
-	rc = mv_vm_gpa_to_hva(vm, gpa, 1, &p);
+	rc = mv_vm_gpa_to_hva_locked(vm, gpa, 1, &p);
 	if (rc == 0)
 		rc = compare_exchange(p, size, old, val) ? MV_GMEM_OK
 							 : MV_GMEM_CHANGED;

@@ -45,10 +45,18 @@ int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr)
 
 	if (!vm || !ptr)
 		return -MV_EINVAL;
-	if (gpa >= MV_GPA_LIMIT)
-		return -MV_ERANGE;
 	mv_vm_lock(vm);
-	rc = translate(vm, gpa, write, ptr);
+	rc = mv_vm_gpa_to_hva_locked(vm, gpa, write, ptr);
 	mv_vm_unlock(vm);
 	return rc;
+}
+
+int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
+			    void **ptr)
+{
+	if (!vm || !ptr)
+		return -MV_EINVAL;
+	if (gpa >= MV_GPA_LIMIT)
+		return -MV_ERANGE;
+	return translate(vm, gpa, write, ptr);
 }

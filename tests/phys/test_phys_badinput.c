@@ -141,6 +141,10 @@ static int create_rom(size_t rom_size, const void *data)
 	X(-MV_ERANGE, mv_vm_gpa_to_hva(F.vm, FX_HOLE_GPA, 1, &F.ptr)) \
 	X(-MV_ERANGE, mv_vm_gpa_to_hva(F.vm, UINT64_MAX, 1, &F.ptr)) \
 	X(-MV_ERANGE, mv_vm_gpa_to_hva(F.vm, 1ull << 52, 0, &F.ptr)) \
+	X(-MV_EINVAL, mv_vm_gpa_to_hva_locked(NULL, 0, 0, &F.ptr)) \
+	X(-MV_EINVAL, mv_vm_gpa_to_hva_locked(F.vm, 0, 0, NULL)) \
+	X(-MV_ERANGE, mv_vm_gpa_to_hva_locked(F.vm, FX_HOLE_GPA, 1, &F.ptr)) \
+	X(-MV_ERANGE, mv_vm_gpa_to_hva_locked(F.vm, UINT64_MAX, 0, &F.ptr)) \
 	X(-MV_EINVAL, mv_vm_phys_populate(NULL, 0, 1, F.buf)) \
 	X(-MV_EINVAL, mv_vm_phys_populate(F.vm, 0, 1, NULL)) \
 	X(-MV_EINVAL, mv_vm_phys_populate(F.vm, 0, 0, F.buf)) \

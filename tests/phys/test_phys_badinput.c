@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <cmocka.h>
+
+#include "badinput.h"
 #include <xxhash.h>
 
 #include "host/pool.h"
@@ -241,18 +243,9 @@ static int run_case(int i, const char **name, int *want)
 	uint64_t gfns_ballooned_huge[2] = { 4, UINT64_MAX };
 	struct mv_vm_stats st;
 	struct mv_vm *out = NULL;
-	int k = 0;
 
 	(void)out;
-#define X(w, call) \
-	if (i == k++) { \
-		*name = #call; \
-		*want = w; \
-		return call; \
-	}
-	BAD_CASES(X)
-#undef X
-	return 1;
+	BADINPUT_RUN(i, name, want);
 }
 
 struct snapshot {
@@ -335,9 +328,7 @@ static void test_bad_input_table(void **state)
 		rc = run_case(n, &name, &want);
 		if (rc == 1)
 			break;
-		if (rc != want)
-			fail_msg("%s: got %d (%s), want %d (%s)", name, rc,
-				 mv_strerror(rc), want, mv_strerror(want));
+		badinput_expect(name, rc, want);
 		snap(&after);
 		if (memcmp(&before, &after, sizeof(before)))
 			fail_msg("%s changed something", name);

@@ -15,6 +15,7 @@ static const char *const messages[MV_ELAST - MV_EFIRST] = {
 	[MV_ECORRUPT - MV_EFIRST] = "malformed input data",
 	[MV_EIO - MV_EFIRST] = "input/output error",
 	[MV_ENEEDSEED - MV_EFIRST] = "seeded pool needs more memory",
+	[MV_EINTERNAL - MV_EFIRST] = "internal invariant failed (library bug)",
 };
 
 const char *mv_strerror(int rc)

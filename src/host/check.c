@@ -107,5 +107,5 @@ int pool_check(struct mv_host *host)
 	     t.retired == host->retired_pages && accounts_ok(host, &t);
 	pool_unlock(host);
 	free(t.alloc);
-	return ok ? 0 : -MV_ECORRUPT;
+	return ok ? 0 : -MV_EINTERNAL;
 }

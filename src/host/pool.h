@@ -213,7 +213,7 @@ bool move_in_mover(const struct mv_host *h, mv_vmid vm);
 
 /* ---- check.c -------------------------------------------------------------- */
 /* Recount everything from the descriptors and compare with the counters,
- * lists and accounts: 0 or -MV_ECORRUPT. Takes the lock. */
+ * lists and accounts: 0 or -MV_EINTERNAL. Takes the lock. */
 int pool_check(struct mv_host *host);
 
 static inline void pool_lock(const struct mv_host *h)

@@ -47,7 +47,7 @@ static int read_default(struct mv_vm *vm, const struct phys_range *r,
 	}
 	src = page_read_ptr(vm, p);
 	if (!src)
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	memcpy(buf, src + page_off(gpa), len);
 	return 0;
 }
@@ -73,7 +73,7 @@ static int write_default(struct mv_vm *vm, const struct phys_range *r,
 		return rc;
 	dst = vm_page_ptr(vm, p->host_id);
 	if (!dst)
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	memcpy(dst + page_off(gpa), buf, len);
 	return 0;
 }

@@ -34,7 +34,7 @@ static int translate(struct mv_vm *vm, uint64_t gpa, int write, void **ptr)
 	}
 	base = page_read_ptr(vm, p);
 	if (!base)
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	*ptr = (void *)(base + (gpa & (MV_PAGE_SIZE - 1)));
 	return 0;
 }

@@ -73,7 +73,7 @@ static int handy_keep(struct mv_vm *vm, mv_page_id id)
 	if (rc == -MV_EBUSY)
 		return mv_host_free(vm->host, vm->id, 1, &id);
 	if (rc || !ptr)
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	memset(ptr, 0, MV_PAGE_SIZE);
 	vm->handy[vm->nhandy++] = id;
 	return 0;

@@ -139,7 +139,7 @@ static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 		page_set(vm, p, MV_PAGE_ALLOCATED, id);
 		dst = vm_page_ptr(vm, id);
 		if (!dst)
-			return -MV_ECORRUPT;
+			return -MV_EINTERNAL;
 		memcpy(dst, data + (size_t)i * MV_PAGE_SIZE, MV_PAGE_SIZE);
 		p->flags = MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY;
 	}

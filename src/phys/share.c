@@ -67,7 +67,7 @@ static int share_locked(struct side *a, struct side *b)
 	ca = page_read_ptr(a->vm, a->p);
 	cb = page_read_ptr(b->vm, b->p);
 	if (!ca || !cb)
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	if (memcmp(ca, cb, MV_PAGE_SIZE))
 		return -MV_ESTATE;
 	if (all_zero(ca)) {

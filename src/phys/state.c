@@ -49,7 +49,7 @@ static int break_cow(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	mv_page_id id, old = p->host_id;
 	const uint8_t *src = vm_page_ptr(vm, old);
 	uint8_t *dst;
-	int rc = src ? handy_take(vm, gfn, &id) : -MV_ECORRUPT;
+	int rc = src ? handy_take(vm, gfn, &id) : -MV_EINTERNAL;
 
 	if (rc)
 		return rc;
@@ -62,7 +62,7 @@ static int break_cow(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 	}
 	if (!dst || rc) {    /* the page taken goes back: no charge leaks */
 		mv_host_free(vm->host, vm->id, 1, &id);
-		return dst ? rc : -MV_ECORRUPT;
+		return dst ? rc : -MV_EINTERNAL;
 	}
 	page_set(vm, p, MV_PAGE_ALLOCATED, id);
 	vm->st.cow_breaks++;
@@ -132,7 +132,7 @@ int page_make_writable(struct mv_vm *vm, struct mv_page *p, uint64_t gfn)
 			vm_notify(vm, gfn, 1, MV_NOTIFY_BACKING);
 		break;
 	default:
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	}
 	if (!rc)
 		p->flags |= MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY;

@@ -56,7 +56,7 @@ static int rom_fill(struct mv_vm *vm, struct phys_range *r,
 		size_t off = i * MV_PAGE_SIZE, n = 0;
 
 		if (!dst) {
-			rc = -MV_ECORRUPT;
+			rc = -MV_EINTERNAL;
 			break;
 		}
 		if (off < c->rom_size)

@@ -352,7 +352,7 @@ static int step_verify(struct demo *d)
 			if (vm->map[gfn] && p[8] != frame_word(d, v, gfn, 8)) {
 				fprintf(stderr, "memvisor run: vm %u gfn %llu lost its "
 					"content\n", vm->id, (unsigned long long)gfn);
-				return -MV_ECORRUPT;
+				return -MV_EINTERNAL;
 			}
 		}
 	}

@@ -162,7 +162,7 @@ static int guest_cow(struct guest_demo *g)
 		return rc;
 	frame_bytes(g, 1, 0, want);
 	if (memcmp(want, got, sizeof(got)))
-		return -MV_ECORRUPT;
+		return -MV_EINTERNAL;
 	say(g, "vm-cow", "vm %u wrote shared frame 0: copy-on-write gave it a "
 	    "private page (%llu COW break); vm %u still reads the old bytes",
 	    mv_vm_id(g->vm[0]), (unsigned long long)st.cow_breaks,

@@ -206,6 +206,12 @@ expect_exit "missing file" 1 --image "$tmp/none" --cr3 0x1000 0x1000
 expect_exit "empty file" 1 --image "$tmp/empty" --cr3 0x1000 0x1000
 expect_exit "directory" 1 --image "$tmp" --cr3 0x1000 0x1000
 grep -q 'not a regular file' "$tmp/err" || fail "directory: $(cat "$tmp/err")"
+# A FIFO without a writer: refused, not waited on in open().
+mkfifo "$tmp/fifo"
+timeout 20 "$tool" walk --image "$tmp/fifo" --cr3 0x1000 0x1000 \
+	> /dev/null 2> "$tmp/err"; rc=$?
+[ $rc -eq 1 ] || fail "FIFO image: exit $rc, want 1"
+grep -q 'not a regular file' "$tmp/err" || fail "FIFO: $(cat "$tmp/err")"
 expect_exit "character device" 1 --image /dev/zero --cr3 0x1000 0x1000
 grep -q 'not a regular file' "$tmp/err" || fail "/dev/zero: $(cat "$tmp/err")"
 expect_exit "empty file message" 1 --image "$tmp/empty" --cr3 0x1000 0x1000
@@ -236,6 +242,18 @@ new_image "$REC" 64K
 for ((i = 0; i < 512; i++)); do
 	printf '\x03\x10\x00\x00\x00\x00\x00\x00'
 done | dd of="$REC" bs=1 seek=$((0x1000)) conv=notrunc status=none
+# Output that cannot be written stops the dump at once (exit 1 with the
+# cause), not after the 2^36 lines.
+timeout 60 "$tool" walk --image "$REC" --cr3 0x1000 --mode long4 --dump \
+	> /dev/full 2> "$tmp/err"; rc=$?
+[ $rc -eq 1 ] || fail "dump to /dev/full: exit $rc, want 1"
+grep -q 'writing output: .*No space left' "$tmp/err" ||
+	fail "dump to /dev/full: $(cat "$tmp/err")"
+timeout 60 "$tool" walk "${LONG4[@]}" 0x40123456 > /dev/full 2> "$tmp/err"
+rc=$?
+[ $rc -eq 1 ] || fail "walk to /dev/full: exit $rc, want 1"
+timeout 60 "$tool" walk --help > /dev/full 2> /dev/null; rc=$?
+[ $rc -eq 1 ] || fail "walk --help to /dev/full: exit $rc, want 1"
 timeout 60 "$tool" walk --image "$REC" --cr3 0x1000 --mode long4 --dump \
 	> "$tmp/rec.out" 2> "$tmp/err" &
 pid=$!

@@ -475,17 +475,22 @@ static int run_main(int argc, char **argv)
 
 	if (rc) {
 		usage(rc == 1 ? stdout : stderr);
-		return rc == 1 ? 0 : 2;
+		if (rc == 1)
+			return tool_output_finish("run") ? 1 : 0;
+		return 2;
 	}
 	rc = demo_alloc(&d);
-	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
+	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++) {
 		rc = steps[i](&d);
+		if (!rc && tool_output_failed())
+			rc = -MV_EIO;  /* stop now: tool_output_finish says why */
+	}
 	if (!rc)
 		mv_host_print_stats(d.host, stdout);
-	else
+	else if (rc != -MV_EIO)
 		fprintf(stderr, "memvisor run: %s\n", mv_strerror(rc));
 	demo_free(&d);
-	return rc ? 1 : 0;
+	return tool_output_finish("run") || rc ? 1 : 0;
 }
 
 const struct mv_cmd mv_cmd_run = {

@@ -177,7 +177,7 @@ static int parse_options(struct walk_opts *o, int argc, char **argv)
 
 		if (opt == OPT_HELP) {
 			usage(stdout);
-			return -1;
+			return tool_output_finish("walk") ? 1 : -1;
 		}
 		if (opt == '?')
 			return bad_usage("bad option or missing value: '%s'",
@@ -239,10 +239,13 @@ struct image {
 	size_t size;
 };
 
+/* O_NONBLOCK: open() of a FIFO without a writer would wait forever, and
+ * a device may block too; fstat then refuses anything that is not a
+ * regular file (on a regular file O_NONBLOCK changes nothing). */
 static int map_image(const char *path, struct image *img)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "memvisor walk: %s: %s\n", path,
@@ -424,7 +427,7 @@ static int print_leaf(void *opaque, const struct mv_walk_leaf *l)
 	*p++ = ' ';
 	p = put_page(p, l->gpa, l->page_size, l->leaf, l->perm);
 	fwrite(line, 1, (size_t)(p - line), stdout);
-	return 0;
+	return tool_output_failed() ? -MV_EIO : 0;  /* stop a long dump */
 }
 
 static void print_walk(const struct mv_paging *pg, uint64_t va,
@@ -472,6 +475,8 @@ static int walk_vas(const struct mv_paging *pg, const struct mv_gmem *gm,
 		parse_hex(argv[i], &va);
 		mv_walk(pg, gm, va, acc | MV_ACC_NO_AD, &w);
 		print_walk(pg, va, &w);
+		if (tool_output_failed())
+			return 1;  /* tool_output_finish says why */
 	}
 	return 0;
 }
@@ -496,6 +501,8 @@ static int run(const struct walk_opts *o, const struct image *img, int argc,
 	if (!o->dump)
 		return walk_vas(&pg, &gm, o->acc, argc, argv);
 	rc = mv_walk_dump(&pg, &gm, print_leaf, NULL);
+	if (rc == -MV_EIO && tool_output_failed())
+		return 1;  /* tool_output_finish says why */
 	if (rc < 0) {
 		fprintf(stderr, "memvisor walk: --dump: %s\n",
 			rc == -MV_ESTATE ? "paging is off (CR0.PG = 0): "
@@ -526,11 +533,8 @@ static int walk_main(int argc, char **argv)
 	catch_sigbus();
 	rc = run(&o, &img, argc - optind, argv + optind);
 	munmap(img.mem, img.size);
-	if (fflush(stdout) || ferror(stdout)) {
-		fprintf(stderr, "memvisor walk: writing output: %s\n",
-			strerror(errno));
+	if (tool_output_finish("walk"))
 		return 1;
-	}
 	return rc;
 }
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "vm_internal.h"
+#include "vm_mmu.h"
 
 static int lock_init(struct mv_vm *vm)
 {
@@ -163,6 +164,8 @@ void mv_vm_destroy(struct mv_vm *vm)
 	if (!vm)
 		return;
 	requests_drain(vm);
+	if (vm->mmu_destroy)
+		vm->mmu_destroy(vm->mmu);
 	if (vm->id) {
 		/* Waits for a move in flight (its mover needs @vm): after
 		 * this no mover call can reach @vm, and with the shared
@@ -180,6 +183,17 @@ void mv_vm_destroy(struct mv_vm *vm)
 	pthread_mutex_destroy(&vm->req_lock);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);
+}
+
+void *vm_mmu_get(struct mv_vm *vm)
+{
+	return vm->mmu;
+}
+
+void vm_mmu_set(struct mv_vm *vm, void *mmu, void (*destroy)(void *mmu))
+{
+	vm->mmu = mmu;
+	vm->mmu_destroy = destroy;
 }
 
 mv_vmid mv_vm_id(const struct mv_vm *vm)

@@ -78,6 +78,8 @@ struct mv_vm {
 	pthread_mutex_t req_lock;        /* only for waking waiters */
 	pthread_cond_t req_cond;
 	struct mv_vm_stats st;           /* counters kept up to date */
+	void *mmu;                       /* src/mmu/: see phys/vm_mmu.h */
+	void (*mmu_destroy)(void *mmu);
 };
 
 /* range.c */

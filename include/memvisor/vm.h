@@ -70,6 +70,10 @@ enum mv_page_flag {
 	/* BALLOONED page still counted as ballooned by the host account
 	 * (it had a private page when it was inflated). */
 	MV_PAGE_F_BALLOON_HOST = 1u << 3,
+	/* Writes are tracked (mv_vm_track_write): no direct write pointer,
+	 * every write reaches the track hook. Kept by reset, balloon,
+	 * sharing and populate: it belongs to the MMU, not to the bytes. */
+	MV_PAGE_F_TRACKED = 1u << 4,
 };
 
 /* 16 bytes per guest page. rmap belongs to the MMU layer: the head of the
@@ -197,9 +201,18 @@ int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 		     size_t len);
 
 /* Returned by mv_vm_gpa_to_hva (positive) when the access must take the
- * slow path (mv_vm_phys_read/write): a handler or MMIO must see it, or it
- * is a write to ROM. */
+ * slow path (mv_vm_phys_read/write): a handler or MMIO must see it, it is
+ * a write to ROM, or a write to a write-tracked page. */
 #define MV_VM_SLOW_PATH 1
+
+/* Values of mv_vm_gpa_to_hva's @write. */
+#define MV_VM_HVA_READ 0
+#define MV_VM_HVA_WRITE 1
+/* A write that ignores write tracking (the pointer is writable even on a
+ * tracked page, and the track hook is not called): for the MMU's own
+ * in-place updates of guest page tables (A/D bits), which it knows of.
+ * Handlers, MMIO and ROM still send it to the slow path. */
+#define MV_VM_HVA_WRITE_UNTRACKED 2
 
 /* Host pointer for the byte at @gpa, for an access that may go straight to
  * memory. For a write the page is made private first (ZERO, SHARED,
@@ -277,6 +290,8 @@ enum mv_notify_reason {
 	MV_NOTIFY_UNMAP,     /* a mapped chunk goes away: drop everything
 			      * (and do not access guest memory from this
 			      * call: the mapping cache is being changed) */
+	MV_NOTIFY_TRACK,     /* write tracking turned on: write-protect */
+	MV_NOTIFY_REASONS
 };
 
 /* Pages [gfn, gfn + count) change; count UINT64_MAX means every page.
@@ -297,6 +312,35 @@ int mv_vm_write_monitor(struct mv_vm *vm, uint64_t gfn, uint64_t count,
  * gfn + i, count bits, caller-sized) and clear them. */
 int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 			uint64_t *bitmap);
+
+/* Write tracking of single pages (the MMU's guest page-table pages, as
+ * KVM's page_track): while @gfn is tracked, mv_vm_gpa_to_hva(write=
+ * MV_VM_HVA_WRITE) answers MV_VM_SLOW_PATH for it (reads still get a
+ * pointer), so every write goes through a path that calls the track hook.
+ * @on is 0 or 1 (-MV_EINVAL otherwise, or for a NULL VM); @gfn must be a
+ * RAM page (-MV_ERANGE otherwise, the page unchanged). Not counted: the
+ * MMU keeps its own count and calls this on 0 <-> 1 transitions; setting
+ * the current value again does nothing. Turning tracking on revokes write
+ * access first: the notify hook gets (gfn, 1, MV_NOTIFY_TRACK) before the
+ * call returns, with the flag already set. The flag survives reset,
+ * balloon, sharing and populate. Any thread (takes the VM lock). */
+int mv_vm_track_write(struct mv_vm *vm, uint64_t gfn, int on);
+/* 1 when @gfn is tracked, 0 when not (or not a RAM page), -MV_EINVAL for a
+ * NULL VM. */
+int mv_vm_page_tracked(struct mv_vm *vm, uint64_t gfn);
+
+/* Called under the VM lock AFTER the bytes of a write that touched a
+ * tracked page are in memory, once per page piece: [@gpa, @gpa + @len)
+ * lies inside one page and @bytes (valid during the call only) are the
+ * bytes now there. Callers: mv_vm_phys_write (also a handler's
+ * MV_HANDLER_DEFAULT write) and mv_vm_phys_populate (one call per page).
+ * Paths that change the page's backing (reset, balloon, sharing,
+ * copy-on-write, moving) notify instead and do not call it; neither does
+ * a write through a MV_VM_HVA_WRITE_UNTRACKED pointer. */
+typedef void (*mv_vm_track_fn)(void *opaque, struct mv_vm *vm, uint64_t gpa,
+			       const void *bytes, size_t len);
+/* Install (or with @fn NULL remove) the track hook. Any thread. */
+void mv_vm_set_track_hook(struct mv_vm *vm, mv_vm_track_fn fn, void *opaque);
 
 /* ---- over-commitment --------------------------------------------------------- */
 

@@ -104,7 +104,9 @@ static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
 	int rc;
 
 	mv_vm_lock(vm);
-	rc = mv_vm_gpa_to_hva_locked(vm, gpa, 1, &p);
+	/* In place even on a page the MMU write-tracks: its own A/D
+	 * updates are no guest writes to report. */
+	rc = mv_vm_gpa_to_hva_locked(vm, gpa, MV_VM_HVA_WRITE_UNTRACKED, &p);
 	if (rc == 0)
 		rc = compare_exchange(p, size, old, val) ? MV_GMEM_OK
 							 : MV_GMEM_CHANGED;

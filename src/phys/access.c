@@ -75,6 +75,7 @@ static int write_default(struct mv_vm *vm, const struct phys_range *r,
 	if (!dst)
 		return -MV_EINTERNAL;
 	memcpy(dst + page_off(gpa), buf, len);
+	track_written(vm, p, gpa, dst + page_off(gpa), len);
 	return 0;
 }
 

@@ -66,7 +66,7 @@ static int inflate_locked(struct mv_vm *vm, const uint64_t *gfns, uint32_t n)
 		if (p->state == MV_PAGE_SHARED)
 			mv_host_share_put(vm->host, vm->id, p->host_id);
 		page_set(vm, p, MV_PAGE_BALLOONED, MV_NIL_PAGE);
-		p->flags = f | MV_PAGE_F_DIRTY;
+		page_flags_reset(p, f | MV_PAGE_F_DIRTY);
 	}
 	return rc;
 }

@@ -9,8 +9,10 @@ static int needs_slow_path(const struct phys_range *r, const struct mv_page *p,
 {
 	if (r->type == MV_PAGE_MMIO)
 		return 1;
-	if (!write)
+	if (write == MV_VM_HVA_READ)
 		return p->hstate == MV_HSTATE_ALL;
+	if (write == MV_VM_HVA_WRITE && (p->flags & MV_PAGE_F_TRACKED))
+		return 1;
 	return r->type == MV_PAGE_ROM || p->hstate >= MV_HSTATE_WRITE;
 }
 
@@ -43,7 +45,7 @@ int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr)
 {
 	int rc;
 
-	if (!vm || !ptr)
+	if (!vm || !ptr || (unsigned)write > MV_VM_HVA_WRITE_UNTRACKED)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
 	rc = mv_vm_gpa_to_hva_locked(vm, gpa, write, ptr);
@@ -54,7 +56,7 @@ int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr)
 int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
 			    void **ptr)
 {
-	if (!vm || !ptr)
+	if (!vm || !ptr || (unsigned)write > MV_VM_HVA_WRITE_UNTRACKED)
 		return -MV_EINVAL;
 	if (gpa >= MV_GPA_LIMIT)
 		return -MV_ERANGE;

@@ -43,7 +43,8 @@ static int reset_page(struct mv_vm *vm, struct mv_page *p,
 		return 0;
 	}
 	page_set(vm, p, MV_PAGE_ZERO, MV_ZERO_PAGE);
-	p->flags = MV_PAGE_F_DIRTY;  /* the bytes changed to zeros */
+	/* the bytes changed to zeros */
+	page_flags_reset(p, MV_PAGE_F_DIRTY);
 	p->monitor_hits = 0;
 	return rc;
 }
@@ -141,7 +142,9 @@ static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 		if (!dst)
 			return -MV_EINTERNAL;
 		memcpy(dst, data + (size_t)i * MV_PAGE_SIZE, MV_PAGE_SIZE);
-		p->flags = MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY;
+		page_flags_reset(p, MV_PAGE_F_WRITTEN | MV_PAGE_F_DIRTY);
+		track_written(vm, p, (gfn + i) << MV_PAGE_SHIFT, dst,
+			      MV_PAGE_SIZE);
 	}
 	if (k < nnew)    /* a drop failed: the new pages not used go back */
 		mv_host_free(vm->host, vm->id, nnew - k, ids + k);

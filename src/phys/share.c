@@ -37,8 +37,6 @@ static int side_switch(struct side *s, mv_page_id target, int have_ref)
 		rc = mv_host_share_get(s->vm->host, s->vm->id, target);
 	if (rc)
 		return rc;
-	/* The MMU drops its maps before the old backing is freed. */
-	vm_notify(s->vm, s->gfn, 1, MV_NOTIFY_SHARED);
 	rc = page_drop_backing(s->vm, s->p);
 	if (rc)
 		return rc;
@@ -64,6 +62,13 @@ static int share_locked(struct side *a, struct side *b)
 		rc = side_check(b);
 	if (rc)
 		return rc;
+	/* Before the compare, not just before the free: a store through a
+	 * still-writable cached pointer landing between the compare and the
+	 * free would be lost. After the hooks return nothing writes the
+	 * pages but us (we hold both locks). A merge refused below (bytes
+	 * differ) leaves the pages as they were; the MMU merely re-faults. */
+	vm_notify(a->vm, a->gfn, 1, MV_NOTIFY_SHARED);
+	vm_notify(b->vm, b->gfn, 1, MV_NOTIFY_SHARED);
 	ca = page_read_ptr(a->vm, a->p);
 	cb = page_read_ptr(b->vm, b->p);
 	if (!ca || !cb)

@@ -162,7 +162,7 @@ int page_drop_backing(struct mv_vm *vm, struct mv_page *p)
 	if (rc)
 		return rc;
 	page_set(vm, p, MV_PAGE_ZERO, MV_ZERO_PAGE);
-	p->flags = 0;
+	page_flags_reset(p, 0);
 	p->monitor_hits = 0;
 	return 0;
 }

@@ -73,6 +73,8 @@ struct mv_vm {
 	uint64_t balloon_target;
 	mv_vm_notify_fn notify;
 	void *notify_opaque;
+	mv_vm_track_fn track;
+	void *track_opaque;
 	struct mapcache map;
 	_Atomic(struct mv_vm_request *) requests; /* LIFO, reversed on run */
 	pthread_mutex_t req_lock;        /* only for waking waiters */
@@ -97,6 +99,10 @@ int page_drop_backing(struct mv_vm *vm, struct mv_page *p);
 const uint8_t *page_read_ptr(struct mv_vm *vm, const struct mv_page *p);
 void vm_notify(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	       enum mv_notify_reason why);
+
+/* track.c */
+void track_written(struct mv_vm *vm, const struct mv_page *p, uint64_t gpa,
+		   const void *bytes, size_t len);
 
 /* handy.c */
 int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
@@ -124,6 +130,13 @@ static inline int page_is_private(const struct mv_page *p)
 {
 	return p->state == MV_PAGE_ALLOCATED ||
 	       p->state == MV_PAGE_WRITE_MONITORED;
+}
+
+/* Replace a page's flags, keeping the ones that do not describe its bytes
+ * (tracking belongs to the MMU and survives any change of content). */
+static inline void page_flags_reset(struct mv_page *p, unsigned flags)
+{
+	p->flags = (uint8_t)((p->flags & MV_PAGE_F_TRACKED) | flags);
 }
 
 /* Host address of a page through the mapping cache when the VM has one. */

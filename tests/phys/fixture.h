@@ -112,7 +112,7 @@ static inline void fx_fill(uint8_t *buf, size_t len, uint32_t seed)
 
 /* Notification log filled by fx_notify. */
 struct fx_notes {
-	unsigned count[8];
+	unsigned count[MV_NOTIFY_REASONS];
 	uint64_t last_gfn, last_count;
 };
 

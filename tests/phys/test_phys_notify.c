@@ -107,11 +107,62 @@ static void notify_before_free(void **state)
 	in_time(&w, WATCH);
 }
 
+/* A vCPU's last store through a cached write pointer, made while the MMU
+ * revokes it (inside the hook), must not be lost by a sharing merge: the
+ * merge notifies before it compares, so it sees the store and refuses. */
+struct late_store {
+	uint8_t *ptr;
+	uint64_t gfn;
+	unsigned stores;
+};
+
+static void store_on_notify(void *opaque, struct mv_vm *vm, uint64_t gfn,
+			    uint64_t count, enum mv_notify_reason why)
+{
+	struct late_store *s = opaque;
+
+	(void)vm;
+	if (why == MV_NOTIFY_SHARED && gfn <= s->gfn && s->gfn - gfn < count &&
+	    s->ptr) {
+		*s->ptr = 'X';
+		s->ptr = NULL;
+		s->stores++;
+	}
+}
+
+static void share_notifies_before_compare(void **state)
+{
+	struct fx_ctx *c = *state;
+	struct late_store s = { .gfn = 20 };
+	void *p;
+	uint8_t b = 0;
+
+	write_page(c->vm, 20, 5);
+	write_page(c->vm, 21, 5);
+	assert_int_equal(mv_vm_gpa_to_hva(c->vm, 20 << MV_PAGE_SHIFT, 1, &p), 0);
+	s.ptr = p;
+	mv_vm_set_notify(c->vm, store_on_notify, &s);
+	assert_int_equal(mv_vm_share_pages(c->vm, 20, c->vm, 21), -MV_ESTATE);
+	assert_int_equal(s.stores, 1);
+	assert_int_equal(mv_vm_phys_read(c->vm, 20 << MV_PAGE_SHIFT, &b, 1), 0);
+	assert_int_equal(b, 'X');
+	assert_int_equal(fx_state(c->vm, 20 << MV_PAGE_SHIFT), MV_PAGE_ALLOCATED);
+	/* the same from the other side of the merge */
+	write_page(c->vm, 20, 5);
+	assert_int_equal(mv_vm_gpa_to_hva(c->vm, 20 << MV_PAGE_SHIFT, 1, &p), 0);
+	s.ptr = p;
+	assert_int_equal(mv_vm_share_pages(c->vm, 21, c->vm, 20), -MV_ESTATE);
+	assert_int_equal(mv_vm_phys_read(c->vm, 20 << MV_PAGE_SHIFT, &b, 1), 0);
+	assert_int_equal(b, 'X');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(notify_before_free, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(share_notifies_before_compare,
+						fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

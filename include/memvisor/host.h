@@ -78,7 +78,10 @@ void mv_host_destroy(struct mv_host *host);
 /* Seeded mode: hand the pool @bytes of memory at @mem (4 KiB aligned, a
  * multiple of MV_CHUNK_SIZE) to carve chunks from. The caller keeps the
  * memory mapped for the pool's lifetime; empty seeded chunks are given back
- * to the kernel with MADV_DONTNEED, never unmapped. */
+ * to the kernel with MADV_DONTNEED, never unmapped. Errors (nothing
+ * changes): -MV_EINVAL (NULL, misaligned, zero or not a chunk multiple, a
+ * range wrapping the address space), -MV_EEXIST (overlaps memory seeded
+ * before, or the pool's own chunk memory), -MV_ENOMEM. */
 int mv_host_seed(struct mv_host *host, void *mem, size_t bytes);
 
 /* ---- VM accounts ------------------------------------------------------ */

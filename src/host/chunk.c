@@ -55,19 +55,47 @@ static void id_free(struct mv_host *h, uint32_t id)
 	h->id_bitmap[id / 64] &= ~(1ull << (id % 64));
 }
 
-/* Map chunk @id's range of the memfd, growing the file if needed. */
+#define ARENA_BYTES ((size_t)POOL_MAX_CHUNKS * MV_CHUNK_SIZE)
+
+int chunk_arena_map(struct mv_host *h)
+{
+	h->arena = mmap(NULL, ARENA_BYTES, PROT_NONE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (h->arena == MAP_FAILED) {
+		h->arena = NULL;
+		return -MV_ENOMEM;
+	}
+	h->mapped = calloc(POOL_MAX_CHUNKS / 64, sizeof(*h->mapped));
+	return h->mapped ? 0 : -MV_ENOMEM;
+}
+
+void chunk_arena_unmap(struct mv_host *h)
+{
+	if (h->arena)
+		munmap(h->arena, ARENA_BYTES);
+	free(h->mapped);
+}
+
+/* Chunk @id's memory in the arena, mapped from the memfd (growing the file)
+ * the first time the id is used; later uses find it mapped. */
 static uint8_t *memfd_map(struct mv_host *h, uint32_t id)
 {
 	uint64_t off = (uint64_t)id * MV_CHUNK_SIZE;
+	uint8_t *base = h->arena + off;
 
+	if (h->mapped[id / 64] & (1ull << (id % 64)))
+		return base;
 	if (off + MV_CHUNK_SIZE > h->memfd_size) {
 		if (ftruncate(h->memfd, (off_t)(off + MV_CHUNK_SIZE)))
 			return NULL;
 		h->memfd_size = off + MV_CHUNK_SIZE;
 	}
-	void *p = mmap(NULL, MV_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       h->memfd, (off_t)off);
-	return p == MAP_FAILED ? NULL : p;
+	void *p = mmap(base, MV_CHUNK_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_FIXED, h->memfd, (off_t)off);
+	if (p == MAP_FAILED)
+		return NULL;
+	h->mapped[id / 64] |= 1ull << (id % 64);
+	return base;
 }
 
 static struct chunk *chunk_create(struct mv_host *h)
@@ -115,10 +143,10 @@ static void chunk_destroy(struct mv_host *h, struct chunk *c)
 		madvise(c->base, MV_CHUNK_SIZE, MADV_DONTNEED);
 		h->seeds[h->nseeds++] = c->base;
 	} else {
-		/* munmap alone would leave the pages in the memfd. */
+		/* The range stays mapped (one mapping for all chunks); the
+		 * hole gives its pages back to the kernel. */
 		(void)fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)c->id * MV_CHUNK_SIZE, MV_CHUNK_SIZE);
-		munmap(c->base, MV_CHUNK_SIZE);
 	}
 	h->table[c->id] = NULL;
 	id_free(h, c->id);
@@ -166,8 +194,6 @@ void chunk_release_all(struct mv_host *h)
 
 		if (!c)
 			continue;
-		if (!(c->flags & CHUNK_SEEDED))
-			munmap(c->base, MV_CHUNK_SIZE);
 		free(c);
 		h->table[id] = NULL;
 	}

@@ -1,5 +1,6 @@
 /* The pool itself: creation, destruction, and seeding it with memory. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -33,6 +34,8 @@ static int pool_map(struct mv_host *h)
 	h->id_hwm = 1;
 	if (h->cfg.seeded)
 		return 0;
+	if (chunk_arena_map(h))
+		return -MV_ENOMEM;
 	h->memfd = memfd_create("memvisor-pool", MFD_CLOEXEC);
 	return h->memfd < 0 ? -errno : 0;
 }
@@ -87,6 +90,7 @@ int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out)
 			munmap(h->zero_page, MV_PAGE_SIZE);
 		if (h->memfd >= 0)
 			close(h->memfd);
+		chunk_arena_unmap(h);
 		free(h->id_bitmap);
 		free(h);
 		return rc;
@@ -104,13 +108,48 @@ void mv_host_destroy(struct mv_host *host)
 		free(host->vms[vm]);
 	munmap(host->table, (size_t)POOL_MAX_CHUNKS * sizeof(*host->table));
 	munmap(host->zero_page, MV_PAGE_SIZE);
+	chunk_arena_unmap(host);
 	if (host->memfd >= 0)
 		close(host->memfd);
 	free(host->id_bitmap);
 	free(host->seeds);
+	free(host->seed_ranges);
 	pthread_cond_destroy(&host->moves_done);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
+}
+
+/* Memory the pool already has: an earlier seed, or its own arena. Two
+ * chunks on the same memory would give two VMs' pages one host address. */
+static bool seed_overlaps(const struct mv_host *h, uintptr_t start,
+			  uintptr_t end)
+{
+	uintptr_t a = (uintptr_t)h->arena;
+
+	if (h->arena && start < a + (uintptr_t)POOL_MAX_CHUNKS * MV_CHUNK_SIZE &&
+	    a < end)
+		return true;
+	for (uint32_t i = 0; i < h->nseed_ranges; i++)
+		if (start < h->seed_ranges[i].end && h->seed_ranges[i].start < end)
+			return true;
+	return false;
+}
+
+static int seed_record(struct mv_host *h, uint8_t *mem, size_t bytes)
+{
+	uintptr_t start = (uintptr_t)mem, end = start + bytes;
+	struct seed_range *r;
+
+	if (end < start)
+		return -MV_EINVAL;
+	if (seed_overlaps(h, start, end))
+		return -MV_EEXIST;
+	r = realloc(h->seed_ranges, (h->nseed_ranges + 1) * sizeof(*r));
+	if (!r)
+		return -MV_ENOMEM;
+	h->seed_ranges = r;
+	r[h->nseed_ranges++] = (struct seed_range){ start, end };
+	return 0;
 }
 
 static int seed_locked(struct mv_host *h, uint8_t *mem, size_t n)
@@ -123,6 +162,10 @@ static int seed_locked(struct mv_host *h, uint8_t *mem, size_t n)
 	if (!seeds)
 		return -MV_ENOMEM;
 	h->seeds = seeds;
+	int rc = seed_record(h, mem, n * MV_CHUNK_SIZE);
+
+	if (rc)
+		return rc;
 	h->seeds_cap = cap;
 	/* Lowest address last: chunks are carved from the end of the list. */
 	for (size_t i = n; i--;)

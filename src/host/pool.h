@@ -79,9 +79,19 @@ struct mv_host {
 	uint32_t id_hwm;            /* highest chunk id ever used + 1 */
 	int memfd;
 	uint64_t memfd_size;
+	/* One reservation of POOL_MAX_CHUNKS * 2 MiB (16 TiB) of address
+	 * space: memfd chunk c lives at arena + c * 2 MiB, mapped from memfd
+	 * offset c * 2 MiB, so that neighbouring chunks merge into one
+	 * mapping. A range once mapped stays mapped (a released chunk's pages
+	 * are hole-punched): the number of mappings does not grow with the
+	 * number of chunks, and a stale pointer never faults. */
+	uint8_t *arena;
+	uint64_t *mapped;           /* bit c: chunk c's arena range is mapped */
 	void *zero_page;
 	void **seeds;               /* unused seeded chunk-sized regions */
 	uint32_t nseeds, seeds_cap;
+	struct seed_range { uintptr_t start, end; } *seed_ranges;
+	uint32_t nseed_ranges;      /* every mv_host_seed() range, ever */
 
 	/* Free sets. */
 	struct free_set orphans;    /* private chunks without affinity */
@@ -111,6 +121,10 @@ struct mv_host {
 };
 
 /* ---- chunk.c: chunk lifetime -------------------------------------------- */
+/* Reserve the arena (and its mapped bitmap) / give it back (mv_host_destroy
+ * after chunk_release_all). */
+int chunk_arena_map(struct mv_host *h);
+void chunk_arena_unmap(struct mv_host *h);
 /* Make @n new empty chunks (on the empty list) so that an allocation can
  * proceed; all or none. -MV_ENEEDSEED / -MV_ENOMEM. */
 int chunk_reserve_new(struct mv_host *h, uint32_t n);

@@ -215,6 +215,58 @@ static void test_rss_falls_when_chunks_released(void **state)
 	mv_host_destroy(h);
 }
 
+static long maps_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	long n = 0;
+	int ch;
+
+	assert_non_null(f);
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Chunks share one mapping: making 1000 chunks, releasing every other one
+ * and making them again leaves the process's number of mappings where it
+ * was (one mapping per chunk stopped the pool at vm.max_map_count, 65530
+ * chunks, about 128 GiB). */
+static void test_mappings_do_not_grow_with_chunks(void **state)
+{
+	enum { CHUNKS = 1000, N = CHUNKS * MV_CHUNK_PAGES };
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, N);
+	mv_page_id *ids, one;
+	long before, full, holes, again;
+	struct mv_host_stats st;
+
+	(void)state;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 1, NULL, 0, &one), 0);
+	before = maps_count();
+	ids = alloc_n(h, vm, N - 1);
+	full = maps_count();
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks, CHUNKS);
+	/* Release every other chunk: their pages go back, not their ranges. */
+	for (uint32_t c = 2; c <= CHUNKS; c += 2)
+		free_in_chunk(h, vm, ids, N - 1, c, MV_CHUNK_PAGES);
+	holes = maps_count();
+	assert_int_equal(mv_host_get_stats(h, &st), 0);
+	assert_int_equal(st.chunks, CHUNKS / 2);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE,
+				       CHUNKS / 2 * MV_CHUNK_PAGES, NULL, 0, ids), 0);
+	again = maps_count();
+	print_message("mappings: %ld -> %ld -> %ld -> %ld\n", before, full,
+		      holes, again);
+	assert_true(full <= before + 1);
+	assert_true(holes <= before + 1);
+	assert_true(again <= before + 1);
+	assert_int_equal(pool_check(h), 0);
+	free(ids);
+	mv_host_destroy(h);
+}
+
 static void test_chunk_fd_maps_same_memory(void **state)
 {
 	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 2);
@@ -279,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_fullest_partly_used_first),
 		cmocka_unit_test(test_empty_cache_size),
 		cmocka_unit_test(test_rss_falls_when_chunks_released),
+		cmocka_unit_test(test_mappings_do_not_grow_with_chunks),
 		cmocka_unit_test(test_chunk_fd_maps_same_memory),
 		cmocka_unit_test(test_enomem_changes_nothing),
 	};

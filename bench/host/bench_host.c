@@ -5,10 +5,15 @@
  * in batches of BATCH pages. The pool and malloc hand out memory that is
  * already resident after the first round; mmap faults a fresh page every
  * time: that is the cost the pool exists to avoid. */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <memvisor/host.h>
 
@@ -164,6 +169,132 @@ static double metadata_per_page(void)
 	return v;
 }
 
+/* ---- returning freed memory (balloon) ------------------------------------ */
+
+#define RECLAIM_PAGES (1u << 14)   /* 64 MiB written, 3 of every 4 given back */
+
+struct reclaim {
+	double ns_per_page;
+	double mib_before, mib_after;  /* the memfd's allocated blocks */
+};
+
+static double memfd_mib(struct mv_host *h, mv_page_id any)
+{
+	struct stat st;
+	uint64_t off;
+	int fd;
+
+	if (mv_host_chunk_fd(h, mv_page_chunk(any), &fd, &off) || fstat(fd, &st))
+		return -1;
+	return (double)st.st_blocks * 512 / (1 << 20);
+}
+
+/* Give back pages 1-3 of every 4 in batches of BATCH: by balloon inflate
+ * (memory returned at once), or, with @keep, by mv_host_free into a free
+ * cache large enough to keep it all (no memory returned). */
+static int reclaim_once(bool keep, struct reclaim *r)
+{
+	struct mv_host_config cfg = { .free_cache_pages = keep ? RECLAIM_PAGES : 0,
+				      .empty_chunk_cache = 2 };
+	struct mv_reservation res = { .base = RECLAIM_PAGES };
+	mv_page_id *ids = malloc(RECLAIM_PAGES * sizeof(*ids)), out[BATCH];
+	struct mv_host *h;
+	mv_vmid vm;
+	uint64_t ns = 0;
+	uint32_t k = 0;
+	int rc = -1;
+
+	if (!ids || mv_host_create(&cfg, &h))
+		return -1;
+	if (mv_host_vm_create(h, &res, &vm) ||
+	    mv_host_alloc(h, vm, MV_ACCOUNT_BASE, RECLAIM_PAGES, NULL, 0, ids))
+		goto out;
+	for (uint32_t i = 0; i < RECLAIM_PAGES; i++)
+		memset(mv_host_page_ptr(h, ids[i]), 1, MV_PAGE_SIZE);
+	r->mib_before = memfd_mib(h, ids[0]);
+	for (uint32_t i = 0; i < RECLAIM_PAGES; i++) {
+		if (i % 4)
+			out[k++] = ids[i];
+		if (k < BATCH && i + 1 < RECLAIM_PAGES)
+			continue;
+		uint64_t t0 = bench_now_ns();
+
+		rc = keep ? mv_host_free(h, vm, k, out)
+			  : mv_host_balloon_inflate(h, vm, k, out);
+		ns += bench_now_ns() - t0;
+		if (rc)
+			goto out;
+		k = 0;
+	}
+	r->mib_after = memfd_mib(h, ids[0]);
+	r->ns_per_page = (double)ns / (RECLAIM_PAGES / 4 * 3);
+	rc = 0;
+out:
+	mv_host_destroy(h);
+	free(ids);
+	return rc;
+}
+
+static int reclaim_best(bool keep, struct reclaim *best)
+{
+	best->ns_per_page = 0;
+	for (int i = 0; i < REPEAT; i++) {
+		struct reclaim r;
+
+		if (reclaim_once(keep, &r))
+			return -1;
+		if (!best->ns_per_page || r.ns_per_page < best->ns_per_page)
+			*best = r;
+	}
+	return 0;
+}
+
+/* The same pattern discarded with one fallocate per page (a balloon that
+ * returns each page on its own), straight on a memfd. */
+static double punch_per_page_ns(void)
+{
+	size_t len = (size_t)RECLAIM_PAGES * MV_PAGE_SIZE;
+	int fd = memfd_create("bench-punch", MFD_CLOEXEC);
+	uint8_t *p;
+	uint64_t t0;
+
+	if (fd < 0 || ftruncate(fd, (off_t)len))
+		return 0;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	memset(p, 1, len);
+	t0 = bench_now_ns();
+	for (uint32_t i = 0; i < RECLAIM_PAGES; i++)
+		if (i % 4 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				       (off_t)i * MV_PAGE_SIZE, MV_PAGE_SIZE))
+			return 0;
+	double ns = (double)(bench_now_ns() - t0) / (RECLAIM_PAGES / 4 * 3);
+
+	munmap(p, len);
+	close(fd);
+	return ns;
+}
+
+static int reclaim_report(void)
+{
+	struct reclaim bal, kept;
+	double per_page = punch_per_page_ns();
+
+	if (reclaim_best(false, &bal) || reclaim_best(true, &kept) || !per_page)
+		return 1;
+	bench_report_vs("host.balloon_inflate_3of4", bal.ns_per_page, "ns/page",
+			"host.free_kept_3of4", kept.ns_per_page);
+	bench_report_vs("host.balloon_inflate_3of4", bal.ns_per_page, "ns/page",
+			"host.punch_per_page", per_page);
+	bench_report("host.free_kept_3of4", kept.ns_per_page, "ns/page");
+	bench_report("host.punch_per_page", per_page, "ns/page");
+	bench_report("host.balloon_memfd_before", bal.mib_before, "MiB");
+	bench_report("host.balloon_memfd_after", bal.mib_after, "MiB");
+	bench_report("host.free_kept_memfd_after", kept.mib_after, "MiB");
+	return 0;
+}
+
 int main(void)
 {
 	double p1 = pool_rate(1), p2 = pool_rate(2);
@@ -175,5 +306,7 @@ int main(void)
 	bench_report("host.mmap_munmap", mm, "pages/s");
 	bench_report("host.malloc_free", ml, "pages/s");
 	bench_report("host.metadata_per_page", metadata_per_page(), "bytes");
+	if (reclaim_report())
+		return 1;
 	return p1 > 0 && p2 > 0 && mm > 0 && ml > 0 ? 0 : 1;
 }

@@ -62,7 +62,14 @@ enum mv_overcommit {
 struct mv_host_config {
 	uint64_t budget_pages;          /* max pages in use; 0 = no limit */
 	enum mv_overcommit overcommit;
-	uint32_t empty_chunk_cache;     /* empty chunks kept, not returned */
+	uint32_t empty_chunk_cache;     /* empty chunks kept, not released */
+	/* Freed pages whose memory the pool keeps for reuse (no page fault
+	 * when allocated again). Beyond it, a call that frees pages gives the
+	 * memory of the freed pages of the chunks it freed into back to the
+	 * kernel (hole punch) before it returns: the pool never holds more
+	 * than this many freed pages' memory after a call. Pages given to the
+	 * balloon are returned at once. 0: every freed page at once. */
+	uint32_t free_cache_pages;
 	/* Seeded mode: the pool never creates chunks itself; memory comes
 	 * only from mv_host_seed(), and an allocation that finds no free page
 	 * fails with -MV_ENEEDSEED. */
@@ -70,7 +77,7 @@ struct mv_host_config {
 };
 
 /* Create a pool. @cfg may be NULL for defaults (no budget, no over-commit
- * limit, a cache of 2 empty chunks, not seeded). */
+ * limit, a cache of 2 empty chunks and of 1024 freed pages, not seeded). */
 int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out);
 /* Free everything, including the chunks. Pages still allocated are lost. */
 void mv_host_destroy(struct mv_host *host);
@@ -226,6 +233,8 @@ struct mv_host_stats {
 	uint64_t shared_refs;       /* references to them */
 	uint64_t ballooned_pages;
 	uint64_t free_pages;        /* free pages inside live chunks */
+	uint64_t free_held_pages;   /* of which still hold memory (not punched) */
+	uint64_t pages_punched;     /* freed pages given back to the kernel */
 	uint64_t chunks;            /* live chunks (incl. cached empty) */
 	uint64_t empty_cached_chunks;
 	uint64_t chunks_created;    /* totals since creation */

@@ -203,6 +203,8 @@ static void account_close(struct mv_host *h, mv_vmid vm)
 	h->vms[vm] = NULL;
 	free(a);
 	chunk_trim_cache(h);
+	for (uint32_t id = 1; id < h->id_hwm; id++)
+		punch_settle(h, h->table[id]);
 }
 
 int mv_host_vm_destroy(struct mv_host *host, mv_vmid vm)

@@ -176,6 +176,7 @@ int pool_free_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 		h->ballooned += count;
 	}
 	chunk_trim_cache(h);
+	punch_batch(h, count, ids, balloon);
 	return 0;
 }
 

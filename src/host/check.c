@@ -6,7 +6,7 @@
 
 struct tally {
 	uint64_t free, free_shared, private_pages, moving, retired, shared, refs;
-	uint64_t empty, chunks;
+	uint64_t empty, chunks, held;
 	uint64_t (*alloc)[MV_ACCOUNT_KINDS];   /* per VM handle */
 };
 
@@ -27,13 +27,14 @@ static bool free_list_ok(const struct chunk *c)
 static bool chunk_ok(const struct mv_host *h, const struct chunk *c,
 		     struct tally *t)
 {
-	uint32_t nfree = 0;
+	uint32_t nfree = 0, held = 0;
 
 	for (uint32_t i = 0; i < MV_CHUNK_PAGES; i++) {
 		mv_desc d = c->desc[i];
 
 		if (desc_state(d) == DESC_FREE) {
 			nfree++;
+			held += desc_free_held(d);
 		} else if (desc_state(d) == DESC_SHARED) {
 			if (!(c->flags & CHUNK_SHARED) || !desc_refs(d))
 				return false;
@@ -59,7 +60,8 @@ static bool chunk_ok(const struct mv_host *h, const struct chunk *c,
 	t->free += nfree;
 	t->free_shared += (c->flags & CHUNK_SHARED) ? nfree : 0;
 	t->empty += c->list == LIST_EMPTY;
-	return nfree == c->free_count && free_list_ok(c) &&
+	t->held += held;
+	return nfree == c->free_count && held == c->held && free_list_ok(c) &&
 	       (c->list == LIST_NONE) == (nfree == 0);
 }
 
@@ -104,7 +106,9 @@ int pool_check(struct mv_host *host)
 	     t.free_shared == host->free_shared && t.empty == host->empty_count &&
 	     t.shared == host->shared_pages && t.refs == host->shared_refs &&
 	     t.moving == 2 * host->moving_pages &&
-	     t.retired == host->retired_pages && accounts_ok(host, &t);
+	     t.retired == host->retired_pages && t.held == host->held &&
+	     host->held <= host->cfg.free_cache_pages &&
+	     accounts_ok(host, &t);
 	pool_unlock(host);
 	free(t.alloc);
 	return ok ? 0 : -MV_EINTERNAL;

@@ -122,6 +122,7 @@ static struct chunk *chunk_create(struct mv_host *h)
 	c->id = id;
 	c->free_head = 0;
 	c->free_count = MV_CHUNK_PAGES;
+	c->held = 0;
 	c->affinity = 0;
 	c->flags = seeded ? CHUNK_SEEDED : 0;
 	c->list = LIST_NONE;
@@ -139,6 +140,8 @@ static struct chunk *chunk_create(struct mv_host *h)
 static void chunk_destroy(struct mv_host *h, struct chunk *c)
 {
 	fs_detach(h, c);
+	h->held -= c->held;
+	h->pages_punched += c->held;
 	if (c->flags & CHUNK_SEEDED) {
 		madvise(c->base, MV_CHUNK_SIZE, MADV_DONTNEED);
 		h->seeds[h->nseeds++] = c->base;

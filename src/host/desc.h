@@ -3,7 +3,9 @@
  * Every host page has one 64-bit word; its top two bits say which of three
  * layouts the rest follows:
  *
- *   FREE     63:62 = 0   10:10 zeroed (content known to be zero)
+ *   FREE     63:62 = 0   11:11 held (freed with content the kernel still
+ *                              keeps: not yet punched back, see punch.c)
+ *                        10:10 zeroed (content known to be zero)
  *                         9:0  next free page's index in the chunk
  *                              (DESC_NO_NEXT ends the list)
  *   PRIVATE  63:62 = 1   61:60 account kind      59:48 owner VM handle
@@ -40,6 +42,7 @@ enum desc_state {
 #define DESC_STATE_SHIFT 62
 #define DESC_NO_NEXT 0x3ffu
 #define DESC_ZEROED (1ull << 10)
+#define DESC_HELD (1ull << 11)
 #define DESC_KIND_SHIFT 60
 #define DESC_VM_SHIFT 48
 #define DESC_MOVING (1ull << 47)
@@ -89,6 +92,11 @@ static inline uint32_t desc_free_next(mv_desc d)
 static inline bool desc_free_zeroed(mv_desc d)
 {
 	return (d & DESC_ZEROED) != 0;
+}
+
+static inline bool desc_free_held(mv_desc d)
+{
+	return (d & DESC_HELD) != 0;
 }
 
 /* PRIVATE */

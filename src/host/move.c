@@ -133,6 +133,8 @@ static void move_finish(struct mv_host *h, const struct move *m, bool ok,
 	if (ok && release && lc->free_count == MV_CHUNK_PAGES)
 		chunk_release(h, lc);
 	chunk_trim_cache(h);
+	punch_settle(h, chunk_of(h, lose));
+	punch_settle(h, chunk_of(h, keep));
 	pthread_cond_broadcast(&h->moves_done);
 }
 

@@ -9,6 +9,7 @@
 #include "pool.h"
 
 #define DEFAULT_EMPTY_CACHE 2
+#define DEFAULT_FREE_CACHE 1024     /* 4 MiB of freed pages kept resident */
 
 static int pool_map(struct mv_host *h)
 {
@@ -69,7 +70,8 @@ static int locks_init(struct mv_host *h)
 
 int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out)
 {
-	struct mv_host_config def = { .empty_chunk_cache = DEFAULT_EMPTY_CACHE };
+	struct mv_host_config def = { .empty_chunk_cache = DEFAULT_EMPTY_CACHE,
+				      .free_cache_pages = DEFAULT_FREE_CACHE };
 	struct mv_host *h;
 	int rc;
 

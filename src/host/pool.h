@@ -37,6 +37,7 @@ struct chunk {
 	uint32_t prev, next;       /* links on a bin or the empty list */
 	uint16_t free_count;
 	uint16_t free_head;        /* page index, DESC_NO_NEXT = none */
+	uint16_t held;             /* free pages still holding memory */
 	mv_vmid affinity;          /* VM whose set holds it; 0 = none */
 	uint8_t flags;
 	uint8_t list;              /* bin index, LIST_EMPTY or LIST_NONE */
@@ -114,6 +115,8 @@ struct mv_host {
 	uint64_t ballooned;
 	uint64_t free_pages;        /* in live chunks, empty ones included */
 	uint64_t free_shared;       /* of which in shared chunks */
+	uint64_t held;              /* of which still hold memory (punch.c) */
+	uint64_t pages_punched;     /* given back to the kernel, in total */
 	uint64_t chunks;
 	uint64_t chunks_created;
 	uint64_t chunks_released;
@@ -166,6 +169,10 @@ static inline uint32_t page_take(struct mv_host *h, struct chunk *c,
 	c->free_head = (uint16_t)desc_free_next(d);
 	c->free_count--;
 	h->free_pages--;
+	if (desc_free_held(d)) {
+		c->held--;
+		h->held--;
+	}
 	if (c->flags & CHUNK_SHARED)
 		h->free_shared--;
 	*zeroed = desc_free_zeroed(d);
@@ -173,12 +180,14 @@ static inline uint32_t page_take(struct mv_host *h, struct chunk *c,
 }
 
 /* Push page @idx of @c on its free list (content no longer known to be
- * zero) without re-placing the chunk. */
+ * zero, its memory held until punched) without re-placing the chunk. */
 static inline void page_push(struct mv_host *h, struct chunk *c, uint32_t idx)
 {
-	c->desc[idx] = desc_free(c->free_head, false);
+	c->desc[idx] = desc_free(c->free_head, false) | DESC_HELD;
 	c->free_head = (uint16_t)idx;
 	c->free_count++;
+	c->held++;
+	h->held++;
 	h->free_pages++;
 	if (c->flags & CHUNK_SHARED)
 		h->free_shared++;
@@ -195,6 +204,18 @@ static inline mv_page_id page_id_of(uint32_t chunk, uint32_t idx)
 {
 	return chunk << MV_CHUNK_PAGE_SHIFT | idx;
 }
+
+/* ---- punch.c: giving freed pages' memory back to the kernel ------------- */
+/* Give the memory of every held free page of @c back to the kernel now
+ * (hole punch on the memfd, MADV_DONTNEED on seeded memory). */
+void punch_chunk(struct mv_host *h, struct chunk *c);
+/* After a free into @c: punch @c if the pool holds more freed memory than
+ * its free cache allows. */
+void punch_settle(struct mv_host *h, struct chunk *c);
+/* punch_settle for the chunks of @count ids (a batch just freed); with
+ * @now, punch them whatever the cache (the balloon). */
+void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
+		 bool now);
 
 /* ---- account.c ----------------------------------------------------------- */
 /* The live account @vm or NULL. */

@@ -89,6 +89,7 @@ static int share_ref(struct mv_host *h, mv_vmid vm, mv_page_id id, int delta)
 		page_put(h, chunk_of(h, id), mv_page_index(id));
 		h->shared_pages--;
 		chunk_trim_cache(h);
+		punch_settle(h, chunk_of(h, id));
 	}
 	return 0;
 }

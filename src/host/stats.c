@@ -29,6 +29,8 @@ int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st)
 	st->shared_refs = host->shared_refs;
 	st->ballooned_pages = host->ballooned;
 	st->free_pages = host->free_pages;
+	st->free_held_pages = host->held;
+	st->pages_punched = host->pages_punched;
 	st->chunks = host->chunks;
 	st->empty_cached_chunks = host->empty_count;
 	st->chunks_created = host->chunks_created;

@@ -12,6 +12,18 @@ static inline int host_stats_equal(const struct mv_host_stats *a,
 	return !memcmp(a, b, sizeof(*a));
 }
 
+/* The same, except how many freed pages were punched back to the kernel:
+ * a refused move frees its target, whose content the mover may have
+ * written, and so gives it back to the kernel. */
+static inline int host_stats_equal_but_punched(const struct mv_host_stats *a,
+					       const struct mv_host_stats *b)
+{
+	struct mv_host_stats x = *a, y = *b;
+
+	x.pages_punched = y.pages_punched = 0;
+	return host_stats_equal(&x, &y);
+}
+
 static inline struct mv_host *host_new(uint64_t budget, enum mv_overcommit oc,
 				       uint32_t cache)
 {

@@ -233,7 +233,7 @@ static void test_refusal_changes_nothing(void **state)
 	assert_int_equal(mv_host_defragment(o->h, 100, &moved), 0);
 	assert_int_equal(moved, 0);
 	assert_int_equal(mv_host_get_stats(o->h, &after), 0);
-	assert_true(host_stats_equal(&before, &after));
+	assert_true(host_stats_equal_but_punched(&before, &after));
 	check_all(o);
 	/* Without a mover there is no move at all. */
 	assert_int_equal(mv_host_vm_set_mover(o->h, o->vm, NULL, NULL), 0);
@@ -333,7 +333,7 @@ static void test_free_of_unswitched_target(void **state)
 	o->action = ACT_FREE_NEW;
 	assert_int_equal(mv_host_move_page(o->h, id, NULL), -MV_EBUSY);
 	assert_int_equal(mv_host_get_stats(o->h, &after), 0);
-	assert_true(host_stats_equal(&before, &after));
+	assert_true(host_stats_equal_but_punched(&before, &after));
 	assert_int_equal(o->map[g], id);
 	check_all(o);
 	assert_int_equal(mv_host_free(o->h, o->vm, 1, &id), 0);

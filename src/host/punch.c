@@ -1,0 +1,75 @@
+/* Giving freed pages' memory back to the kernel without waiting for
+ * their chunk to empty.
+ *
+ * A freed page keeps its memory ("held") so that the next allocation
+ * reuses it without a page fault. The pool holds at most
+ * cfg.free_cache_pages such pages: a free that goes beyond punches every
+ * held page of the chunks it freed into, in runs (one fallocate per run of
+ * adjacent free pages), so the bound holds again after every call. Pages
+ * given to the balloon are punched at once whatever the cache: the guest
+ * gave them back so that the host gets the memory.
+ *
+ * Punching runs under the pool lock: a free page dropped from the lock
+ * could be taken and written by another thread before the hole is made,
+ * and the hole would erase that data. A punched memfd page reads as zero
+ * again, so MV_ALLOC_ZEROED need not clear it. */
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "pool.h"
+
+static void discard(struct mv_host *h, struct chunk *c, uint32_t first,
+		    uint32_t n)
+{
+	size_t off = (size_t)first << MV_PAGE_SHIFT, len = (size_t)n << MV_PAGE_SHIFT;
+
+	if (c->flags & CHUNK_SEEDED)
+		(void)madvise(c->base + off, len, MADV_DONTNEED);
+	else
+		(void)fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				(off_t)((uint64_t)c->id * MV_CHUNK_SIZE + off),
+				(off_t)len);
+}
+
+void punch_chunk(struct mv_host *h, struct chunk *c)
+{
+	/* Seeded memory is the caller's: never assumed zero after it. */
+	mv_desc zero = c->flags & CHUNK_SEEDED ? 0 : DESC_ZEROED;
+	uint32_t run = 0;
+
+	for (uint32_t i = 0; c->held && i <= MV_CHUNK_PAGES; i++) {
+		mv_desc *d = i < MV_CHUNK_PAGES ? &c->desc[i] : NULL;
+
+		if (d && desc_state(*d) == DESC_FREE && desc_free_held(*d)) {
+			*d = (*d & ~DESC_HELD) | zero;
+			run++;
+			continue;
+		}
+		if (run) {
+			discard(h, c, i - run, run);
+			c->held -= (uint16_t)run;
+			h->held -= run;
+			h->pages_punched += run;
+			run = 0;
+		}
+	}
+}
+
+void punch_settle(struct mv_host *h, struct chunk *c)
+{
+	if (h->held > h->cfg.free_cache_pages && c && c->held)
+		punch_chunk(h, c);
+}
+
+void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
+		 bool now)
+{
+	if (!now && h->held <= h->cfg.free_cache_pages)
+		return;
+	for (uint32_t i = 0; i < count; i++) {
+		struct chunk *c = chunk_of(h, ids[i]);
+
+		if (c && c->held)
+			punch_chunk(h, c);
+	}
+}

@@ -23,9 +23,26 @@
  * contents, the handlers and the handy pages. Every function below takes
  * it; callers may hold it too (mv_vm_lock) to read descriptors or to keep
  * a pointer from mv_vm_gpa_to_hva stable. Lock order: VM before host; two
- * VMs are locked in address order. Callbacks (MMIO, handlers, the notify
- * hook, requests) run with the VM lock held and may call back into the
- * same VM's access functions.
+ * VMs are locked in address order. Unless said otherwise a function may be
+ * called from any thread, at any time between mv_vm_create and
+ * mv_vm_destroy.
+ *
+ * Callbacks run with the VM lock held, on the thread whose call caused
+ * them. MMIO callbacks, physical handlers and requests may call back into
+ * the same VM's functions (the lock is recursive). The two hooks may not:
+ *   - the notify hook runs in the middle of a change (the descriptors then
+ *     describe either the old backing or the new one, fully). From inside
+ *     it every call of this VM that reads or changes guest memory, page
+ *     states, handlers, the balloon or the request queue returns
+ *     -MV_EBUSY and changes nothing; so does the pool's mover for this
+ *     VM's pages (mv_host_move_page gives -MV_EBUSY).
+ *   - the track hook runs between two page pieces of a write: reads
+ *     (mv_vm_phys_read, mv_vm_gpa_to_hva with MV_VM_HVA_READ) work, every
+ *     call that would change something returns -MV_EBUSY.
+ * From either hook these work: mv_vm_page, mv_vm_track_write,
+ * mv_vm_page_tracked, mv_vm_get_stats, the balloon target, request_post,
+ * mv_vm_lock/unlock, the hook setters and any call on another VM.
+ * mv_vm_destroy must never be called from a callback.
  */
 #ifndef MEMVISOR_VM_H
 #define MEMVISOR_VM_H
@@ -188,6 +205,8 @@ void mv_vm_destroy(struct mv_vm *vm);
 mv_vmid mv_vm_id(const struct mv_vm *vm);
 struct mv_host *mv_vm_host(const struct mv_vm *vm);
 
+/* The VM's recursive lock (see the top of this file). A NULL VM does
+ * nothing. Unlock only what this thread locked. */
 void mv_vm_lock(struct mv_vm *vm);
 void mv_vm_unlock(struct mv_vm *vm);
 

@@ -121,7 +121,9 @@ static int walk(struct mv_vm *vm, uint64_t gpa, uint8_t *buf, size_t len,
 	int rc;
 
 	mv_vm_lock(vm);
-	rc = span_check(vm, gpa, len);
+	rc = vm_busy(vm, write);
+	if (!rc)
+		rc = span_check(vm, gpa, len);
 	while (!rc && len) {
 		size_t n = MV_PAGE_SIZE - page_off(gpa);
 

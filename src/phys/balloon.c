@@ -99,7 +99,9 @@ static int balloon_apply(struct mv_vm *vm, const uint64_t *gfns, uint32_t n,
 	if (!vm || !gfns || !n)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = list_check(vm, gfns, n, ballooned);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = list_check(vm, gfns, n, ballooned);
 	if (!rc)
 		rc = op(vm, gfns, n);
 	mv_vm_unlock(vm);

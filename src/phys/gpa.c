@@ -58,6 +58,8 @@ int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
 {
 	if (!vm || !ptr || (unsigned)write > MV_VM_HVA_WRITE_UNTRACKED)
 		return -MV_EINVAL;
+	if (vm_busy(vm, write != MV_VM_HVA_READ))
+		return -MV_EBUSY;
 	if (gpa >= MV_GPA_LIMIT)
 		return -MV_ERANGE;
 	return translate(vm, gpa, write, ptr);

@@ -99,7 +99,9 @@ int mv_vm_handler_register(struct mv_vm *vm, enum mv_handler_kind kind,
 	h.first_gfn = gpa >> MV_PAGE_SHIFT;
 	h.npages = ((gpa + size - 1) >> MV_PAGE_SHIFT) - h.first_gfn + 1;
 	mv_vm_lock(vm);
-	rc = handler_add(vm, &h);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = handler_add(vm, &h);
 	mv_vm_unlock(vm);
 	return rc;
 }
@@ -114,9 +116,9 @@ int mv_vm_handler_deregister(struct mv_vm *vm, uint64_t gpa)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
 	h = handler_find(vm, gpa >> MV_PAGE_SHIFT);
-	if (!h) {
+	if (!h || vm_busy(vm, 1)) {
 		mv_vm_unlock(vm);
-		return -MV_ENOENT;
+		return h ? -MV_EBUSY : -MV_ENOENT;
 	}
 	gfn = h->first_gfn;
 	n = h->npages;
@@ -141,7 +143,9 @@ static int page_toggle(struct mv_vm *vm, uint64_t gpa, int enable)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
 	h = handler_find(vm, gfn);
-	if (!h) {
+	if (vm_busy(vm, 1)) {
+		rc = -MV_EBUSY;
+	} else if (!h) {
 		rc = -MV_ENOENT;
 	} else if (h->kind == MV_HANDLER_MMIO) {
 		rc = -MV_ESTATE;

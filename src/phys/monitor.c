@@ -21,7 +21,9 @@ int mv_vm_write_monitor(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	if (!vm)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = run_check(vm, gfn, count);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = run_check(vm, gfn, count);
 	for (uint64_t i = 0; !rc && i < count; i++) {
 		struct mv_page *p = page_find(vm, gfn + i);
 
@@ -47,7 +49,9 @@ int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	if (!vm || !bitmap)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = run_check(vm, gfn, count);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = run_check(vm, gfn, count);
 	for (uint64_t i = 0; !rc && i < count; i++) {
 		struct mv_page *p = page_find(vm, gfn + i);
 		uint64_t bit = 1ull << (i % 64);

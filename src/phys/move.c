@@ -48,7 +48,9 @@ int vm_page_move(void *opaque, mv_vmid vmid, uint64_t gfn, mv_page_id old_id,
 	if (!vm || vmid != vm->id)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	if (gfn == MV_GFN_NONE)
+	if (vm_busy(vm, 1))
+		rc = -MV_EBUSY;  /* a hook moving our pages: refused, kept */
+	else if (gfn == MV_GFN_NONE)
 		rc = move_handy(vm, old_id, new_id);
 	else
 		rc = move_mapped(vm, gfn, old_id, new_id);

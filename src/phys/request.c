@@ -71,6 +71,10 @@ int mv_vm_process_requests(struct mv_vm *vm, uint32_t *done)
 	 * second processor (a helping waiter) takes only what was posted
 	 * after this batch, and runs it after it. */
 	mv_vm_lock(vm);
+	if (vm_busy(vm, 1)) {
+		mv_vm_unlock(vm);
+		return -MV_EBUSY;
+	}
 	req = reverse(atomic_exchange_explicit(&vm->requests, NULL,
 					       memory_order_acquire));
 	while (req) {
@@ -94,8 +98,17 @@ int mv_vm_process_requests(struct mv_vm *vm, uint32_t *done)
 int mv_vm_request_wait(struct mv_vm *vm, struct mv_vm_request *req, int help,
 		       int *result)
 {
+	int busy;
+
 	if (!vm || !req || !req->waitable)
 		return -MV_EINVAL;
+	/* From inside a hook we hold the lock the processor needs: waiting
+	 * would never end. The handle stays valid. */
+	mv_vm_lock(vm);
+	busy = vm_busy(vm, 1);
+	mv_vm_unlock(vm);
+	if (busy)
+		return busy;
 	if (help)
 		mv_vm_process_requests(vm, NULL);
 	pthread_mutex_lock(&vm->req_lock);

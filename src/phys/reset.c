@@ -78,7 +78,9 @@ int mv_vm_reset(struct mv_vm *vm)
 	if (!vm)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = reset_locked(vm);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = reset_locked(vm);
 	mv_vm_unlock(vm);
 	return rc;
 }
@@ -160,7 +162,9 @@ int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 	if (!vm || !data || !count)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	rc = ram_run_check(vm, gfn, count);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = ram_run_check(vm, gfn, count);
 	/* Before anything is dropped (a shared page may be freed), and for
 	 * the whole run: the batches before a failing one change too. */
 	if (!rc)

@@ -105,7 +105,11 @@ int mv_vm_share_pages(struct mv_vm *a, uint64_t gfn_a, struct mv_vm *b,
 		return -MV_EINVAL;
 	mv_vm_lock(first);
 	mv_vm_lock(second);
-	rc = share_locked(&sa, &sb);
+	rc = vm_busy(a, 1);
+	if (!rc)
+		rc = vm_busy(b, 1);
+	if (!rc)
+		rc = share_locked(&sa, &sb);
 	mv_vm_unlock(second);
 	mv_vm_unlock(first);
 	return rc;

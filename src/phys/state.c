@@ -32,8 +32,11 @@ void page_set(struct mv_vm *vm, struct mv_page *p, enum mv_page_state s,
 void vm_notify(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	       enum mv_notify_reason why)
 {
-	if (vm->notify)
-		vm->notify(vm->notify_opaque, vm, gfn, count, why);
+	if (!vm->notify)
+		return;
+	vm->in_notify++;
+	vm->notify(vm->notify_opaque, vm, gfn, count, why);
+	vm->in_notify--;
 }
 
 const uint8_t *page_read_ptr(struct mv_vm *vm, const struct mv_page *p)

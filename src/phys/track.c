@@ -64,6 +64,9 @@ void mv_vm_set_track_hook(struct mv_vm *vm, mv_vm_track_fn fn, void *opaque)
 void track_written(struct mv_vm *vm, const struct mv_page *p, uint64_t gpa,
 		   const void *bytes, size_t len)
 {
-	if ((p->flags & MV_PAGE_F_TRACKED) && vm->track)
-		vm->track(vm->track_opaque, vm, gpa, bytes, len);
+	if (!(p->flags & MV_PAGE_F_TRACKED) || !vm->track)
+		return;
+	vm->in_track++;
+	vm->track(vm->track_opaque, vm, gpa, bytes, len);
+	vm->in_track--;
 }

@@ -208,12 +208,14 @@ struct mv_host *mv_vm_host(const struct mv_vm *vm)
 
 void mv_vm_lock(struct mv_vm *vm)
 {
-	pthread_mutex_lock(&vm->lock);
+	if (vm)
+		pthread_mutex_lock(&vm->lock);
 }
 
 void mv_vm_unlock(struct mv_vm *vm)
 {
-	pthread_mutex_unlock(&vm->lock);
+	if (vm)
+		pthread_mutex_unlock(&vm->lock);
 }
 
 struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn)

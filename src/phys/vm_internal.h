@@ -75,6 +75,8 @@ struct mv_vm {
 	void *notify_opaque;
 	mv_vm_track_fn track;
 	void *track_opaque;
+	/* Hooks running on the lock holder's thread (see vm_busy). */
+	uint32_t in_notify, in_track;
 	struct mapcache map;
 	_Atomic(struct mv_vm_request *) requests; /* LIFO, reversed on run */
 	pthread_mutex_t req_lock;        /* only for waking waiters */
@@ -130,6 +132,16 @@ static inline int page_is_private(const struct mv_page *p)
 {
 	return p->state == MV_PAGE_ALLOCATED ||
 	       p->state == MV_PAGE_WRITE_MONITORED;
+}
+
+/* -MV_EBUSY when the caller runs inside a hook of @vm (only the lock
+ * holder can see the counters non-zero: check under the lock). A notify
+ * hook runs in the middle of a change, so it may not access or change
+ * guest memory at all; a track hook runs between two pieces of a write
+ * and may read (@changes 0) but not change anything. */
+static inline int vm_busy(const struct mv_vm *vm, int changes)
+{
+	return vm->in_notify || (changes && vm->in_track) ? -MV_EBUSY : 0;
 }
 
 /* Replace a page's flags, keeping the ones that do not describe its bytes

@@ -343,6 +343,9 @@ static void test_bad_input_table(void **state)
 	assert_null(mv_vm_host(NULL));
 	assert_int_equal(mv_vm_balloon_get_target(NULL), 0);
 	mv_vm_set_notify(NULL, NULL, NULL);
+	mv_vm_set_track_hook(NULL, NULL, NULL);
+	mv_vm_lock(NULL);
+	mv_vm_unlock(NULL);
 	mv_vm_destroy(NULL);
 	mv_vm_destroy(F.vm);
 	mv_vm_destroy(F.other);

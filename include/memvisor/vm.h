@@ -29,7 +29,8 @@
  *
  * Callbacks run with the VM lock held, on the thread whose call caused
  * them. MMIO callbacks, physical handlers and requests may call back into
- * the same VM's functions (the lock is recursive). The two hooks may not:
+ * the same VM's functions (the lock is recursive), layout changes
+ * (mv_vm_range_add/remove) included. The two hooks may not:
  *   - the notify hook runs in the middle of a change (the descriptors then
  *     describe either the old backing or the new one, fully). From inside
  *     it every call of this VM that reads or changes guest memory, page
@@ -143,8 +144,10 @@ static inline void mv_page_set_rmap(struct mv_page *p, uint32_t head)
 
 const char *mv_page_state_name(enum mv_page_state s);
 
-/* The descriptor of @gfn, or NULL outside every range. Valid for the VM's
- * lifetime (descriptor arrays never move); read it under mv_vm_lock. */
+/* The descriptor of @gfn, or NULL outside every range. Any thread. The
+ * pointer stays valid until the range holding it is removed (the notify
+ * hook hears MV_NOTIFY_REMOVED first) or the VM is destroyed: descriptor
+ * arrays never move. Read the descriptor under mv_vm_lock. */
 struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn);
 
 /* ---- creation ------------------------------------------------------------ */
@@ -193,11 +196,14 @@ struct mv_vm_config {
 	uint32_t map_chunks_max;
 };
 
+/* At most this many ranges per VM (creation and mv_vm_range_add). */
+#define MV_VM_MAX_RANGES 1024
+
 /* Create a VM on @host: opens its account (base = RAM pages + handy_high,
  * fixed = ROM pages, shadow = shadow_pages) and fills the ROM. Ranges may
  * come in any order; overlapping ranges give -MV_EEXIST, bad alignment or
  * sizes -MV_EINVAL, a range over the 52-bit physical address limit
- * -MV_ERANGE. */
+ * -MV_ERANGE, more than MV_VM_MAX_RANGES -MV_ELIMIT. */
 int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
 		 struct mv_vm **out);
 /* Drop every page (shared references first) and close the account. */
@@ -209,6 +215,44 @@ struct mv_host *mv_vm_host(const struct mv_vm *vm);
  * nothing. Unlock only what this thread locked. */
 void mv_vm_lock(struct mv_vm *vm);
 void mv_vm_unlock(struct mv_vm *vm);
+
+/* ---- layout changes at run time ------------------------------------------ */
+
+/* Add a range to a running VM (as a KVM memslot): checked like a range of
+ * mv_vm_create, then the account grows (RAM pages to base, ROM pages to
+ * fixed) before anything is allocated, and a ROM is filled. Errors, each
+ * with no change at all: -MV_EINVAL (NULL, misaligned, size 0, bad type or
+ * ROM data), -MV_ERANGE (over the 52-bit limit), -MV_EEXIST (overlaps a
+ * range), -MV_ELIMIT (MV_VM_MAX_RANGES reached), -MV_EBUDGET (the bigger
+ * reservation does not fit the budget under MV_OVERCOMMIT_NONE),
+ * -MV_ENOMEM, -MV_EBUSY (called from the notify or track hook). Any
+ * thread; takes the VM lock; bumps mv_vm_layout_gen. Nothing is notified:
+ * no page of a new range was mapped before. */
+int mv_vm_range_add(struct mv_vm *vm, const struct mv_vm_range *range);
+/* Remove the range that starts at @gpa: the notify hook hears
+ * MV_NOTIFY_REMOVED for all its pages first, then its private pages are
+ * freed, its shared references dropped, its balloon charge returned, its
+ * descriptors freed (pointers from mv_vm_page and mv_vm_gpa_to_hva into
+ * it die), the account shrinks and the balloon target is cut to the RAM
+ * left. Refused with no change: -MV_EINVAL (NULL VM, @gpa not page
+ * aligned), -MV_ENOENT (no range starts at @gpa), -MV_EBUSY (a physical
+ * handler claims a page of it: deregister it first; or called from a
+ * notify hook). An error from the pool after the notification (an
+ * inconsistent pool only) is returned, and the range is removed anyway.
+ * Any thread; takes the VM lock; bumps mv_vm_layout_gen. An access in
+ * progress whose callback removes a range it still had to cover ends
+ * with -MV_ERANGE. */
+int mv_vm_range_remove(struct mv_vm *vm, uint64_t gpa);
+
+/* The layout generation: starts at 0 and grows by at least one on every
+ * range add and remove and every handler register, deregister, page
+ * disable and enable that changes a page's handler state. It is bumped
+ * under the VM lock once the change is in place, before the call returns
+ * (and before MV_NOTIFY_HANDLER is sent; after MV_NOTIFY_REMOVED). Any
+ * thread may read it without the VM lock (an atomic load with acquire
+ * ordering): the MMU stores its low bits in MMIO shadow PTEs and treats a
+ * PTE whose bits differ as stale. 0 for a NULL VM. */
+uint64_t mv_vm_layout_gen(const struct mv_vm *vm);
 
 /* ---- guest-physical access ----------------------------------------------- */
 
@@ -310,6 +354,9 @@ enum mv_notify_reason {
 			      * (and do not access guest memory from this
 			      * call: the mapping cache is being changed) */
 	MV_NOTIFY_TRACK,     /* write tracking turned on: write-protect */
+	MV_NOTIFY_REMOVED,   /* the range is removed (mv_vm_range_remove):
+			      * drop everything; the frames stop existing
+			      * when the hook returns */
 	MV_NOTIFY_REASONS
 };
 

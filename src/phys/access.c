@@ -79,39 +79,55 @@ static int write_default(struct mv_vm *vm, const struct phys_range *r,
 	return 0;
 }
 
-static int read_piece(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len)
+/* The range and descriptor of @gpa, looked up again after every callback:
+ * an MMIO or handler callback may add or remove ranges (a device moving
+ * its BAR), which moves the range array. A range gone since the span was
+ * checked ends the access with -MV_ERANGE. */
+static int piece_find(struct mv_vm *vm, uint64_t gpa, struct phys_range **r,
+		      struct mv_page **p)
 {
 	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
-	const struct phys_range *r = range_find(vm, gfn);
-	const struct mv_page *p = &r->pages[gfn - r->first_gfn];
 
-	if (p->hstate == MV_HSTATE_ALL) {
-		int rc = call_handler(vm, gpa, buf, len, MV_ACCESS_READ);
+	*r = range_find(vm, gfn);
+	if (!*r)
+		return -MV_ERANGE;
+	*p = &(*r)->pages[gfn - (*r)->first_gfn];
+	return 0;
+}
 
+static int read_piece(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len)
+{
+	struct phys_range *r;
+	struct mv_page *p;
+	int rc = piece_find(vm, gpa, &r, &p);
+
+	if (!rc && p->hstate == MV_HSTATE_ALL) {
+		rc = call_handler(vm, gpa, buf, len, MV_ACCESS_READ);
 		if (rc != MV_HANDLER_DEFAULT)
 			return rc;
+		rc = piece_find(vm, gpa, &r, &p);
 	}
-	return read_default(vm, r, p, gpa, buf, len);
+	return rc ? rc : read_default(vm, r, p, gpa, buf, len);
 }
 
 static int write_piece(struct mv_vm *vm, uint64_t gpa, const void *buf,
 		       size_t len)
 {
-	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
-	struct phys_range *r = range_find(vm, gfn);
-	struct mv_page *p = &r->pages[gfn - r->first_gfn];
+	struct phys_range *r;
+	struct mv_page *p;
 	uint8_t bounce[MV_PAGE_SIZE];
+	int rc = piece_find(vm, gpa, &r, &p);
 
-	if (p->hstate >= MV_HSTATE_WRITE) {
+	if (!rc && p->hstate >= MV_HSTATE_WRITE) {
 		/* The handler may rewrite the data it lets through. */
 		memcpy(bounce, buf, len);
-		int rc = call_handler(vm, gpa, bounce, len, MV_ACCESS_WRITE);
-
+		rc = call_handler(vm, gpa, bounce, len, MV_ACCESS_WRITE);
 		if (rc != MV_HANDLER_DEFAULT)
 			return rc;
 		buf = bounce;
+		rc = piece_find(vm, gpa, &r, &p);
 	}
-	return write_default(vm, r, p, gpa, buf, len);
+	return rc ? rc : write_default(vm, r, p, gpa, buf, len);
 }
 
 /* Split [gpa, gpa + len) at page boundaries and apply @piece to each. */

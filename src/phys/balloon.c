@@ -122,14 +122,17 @@ int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
 
 int mv_vm_balloon_set_target(struct mv_vm *vm, uint64_t pages)
 {
+	int rc = 0;
+
 	if (!vm)
 		return -MV_EINVAL;
+	mv_vm_lock(vm);   /* the RAM size changes with the layout */
 	if (pages > vm->st.ram_pages)
-		return -MV_ERANGE;
-	mv_vm_lock(vm);
-	vm->balloon_target = pages;
+		rc = -MV_ERANGE;
+	else
+		vm->balloon_target = pages;
 	mv_vm_unlock(vm);
-	return 0;
+	return rc;
 }
 
 uint64_t mv_vm_balloon_get_target(struct mv_vm *vm)

@@ -34,17 +34,27 @@ const struct phys_handler *handler_find(const struct mv_vm *vm, uint64_t gfn)
 	return NULL;
 }
 
+/* Some handler claims a page of [gfn, gfn + n). */
+int handlers_overlap(const struct mv_vm *vm, uint64_t gfn, uint64_t n)
+{
+	uint32_t i = lower_bound(vm, gfn);
+
+	return i < vm->nhandlers && vm->handlers[i].first_gfn < gfn + n;
+}
+
 static enum mv_handler_state kind_state(enum mv_handler_kind kind)
 {
 	return kind == MV_HANDLER_WRITE ? MV_HSTATE_WRITE : MV_HSTATE_ALL;
 }
 
-/* Set the handler state of every page of [gfn, gfn + n) and tell the MMU. */
+/* Set the handler state of every page of [gfn, gfn + n), count it as a
+ * layout change and tell the MMU. */
 static void pages_set_hstate(struct mv_vm *vm, uint64_t gfn, uint64_t n,
 			     enum mv_handler_state s)
 {
 	for (uint64_t i = 0; i < n; i++)
 		page_find(vm, gfn + i)->hstate = (uint8_t)s;
+	layout_bump(vm);
 	vm_notify(vm, gfn, n, MV_NOTIFY_HANDLER);
 }
 

@@ -1,6 +1,9 @@
 /* The VM's ranges: a small array sorted by address, searched in O(log n).
  * A VM has a handful of ranges (RAM below and above the PCI hole, a few
- * ROMs and MMIO windows), so a sorted array beats any tree. */
+ * ROMs and MMIO windows), so a sorted array beats any tree. The array is
+ * guarded by the VM lock like everything else: ranges change rarely
+ * (layout.c) and every reader already holds the lock, so a lock-free
+ * scheme would buy nothing on the access path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,14 +55,25 @@ int span_check(const struct mv_vm *vm, uint64_t gpa, size_t len)
 	}
 }
 
-static int range_cmp(const void *a, const void *b)
+/* Index of the first range ending after @gfn (nranges if none). */
+uint32_t range_lower_bound(const struct mv_vm *vm, uint64_t gfn)
 {
-	const struct phys_range *x = a, *y = b;
+	uint32_t lo = 0, hi = vm->nranges;
 
-	return x->first_gfn < y->first_gfn ? -1 : x->first_gfn > y->first_gfn;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct phys_range *r = &vm->ranges[mid];
+
+		if (r->first_gfn + r->npages <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
-static int range_init(struct phys_range *r, const struct mv_vm_range *c)
+/* A range configuration on its own: alignment, type, ROM data, limit. */
+int range_config_check(const struct mv_vm_range *c)
 {
 	if ((c->gpa | c->size) & (MV_PAGE_SIZE - 1) || c->size == 0)
 		return -MV_EINVAL;
@@ -68,6 +82,13 @@ static int range_init(struct phys_range *r, const struct mv_vm_range *c)
 		return -MV_EINVAL;
 	if (c->gpa >= MV_GPA_LIMIT || c->size > MV_GPA_LIMIT - c->gpa)
 		return -MV_ERANGE;
+	return 0;
+}
+
+/* Build @r from a checked configuration; its descriptors all ZERO. */
+int range_init(struct phys_range *r, const struct mv_vm_range *c)
+{
+	memset(r, 0, sizeof(*r));
 	r->first_gfn = c->gpa >> MV_PAGE_SHIFT;
 	r->npages = c->size >> MV_PAGE_SHIFT;
 	r->type = c->type;
@@ -76,8 +97,10 @@ static int range_init(struct phys_range *r, const struct mv_vm_range *c)
 	r->opaque = c->opaque;
 	r->name = strdup(c->name ? c->name : "");
 	r->pages = calloc(r->npages, sizeof(*r->pages));
-	if (!r->name || !r->pages)
+	if (!r->name || !r->pages) {
+		range_destroy(r);
 		return -MV_ENOMEM;
+	}
 	for (uint64_t i = 0; i < r->npages; i++) {
 		r->pages[i].type = (uint8_t)c->type;
 		r->pages[i].state = MV_PAGE_ZERO;
@@ -87,6 +110,45 @@ static int range_init(struct phys_range *r, const struct mv_vm_range *c)
 	return 0;
 }
 
+void range_destroy(struct phys_range *r)
+{
+	free(r->name);
+	free(r->pages);
+	r->name = NULL;
+	r->pages = NULL;
+}
+
+/* Put @r (not overlapping any range) into the array at its place. */
+int range_insert(struct mv_vm *vm, const struct phys_range *r)
+{
+	uint32_t at = range_lower_bound(vm, r->first_gfn);
+	struct phys_range *n = realloc(vm->ranges,
+				       (vm->nranges + 1) * sizeof(*n));
+
+	if (!n)
+		return -MV_ENOMEM;
+	vm->ranges = n;
+	memmove(&n[at + 1], &n[at], (vm->nranges - at) * sizeof(*n));
+	n[at] = *r;
+	vm->nranges++;
+	return 0;
+}
+
+/* Take entry @at out of the array (its descriptors stay with the caller). */
+void range_delete(struct mv_vm *vm, uint32_t at)
+{
+	memmove(&vm->ranges[at], &vm->ranges[at + 1],
+		(vm->nranges - at - 1) * sizeof(*vm->ranges));
+	vm->nranges--;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct phys_range *x = a, *y = b;
+
+	return x->first_gfn < y->first_gfn ? -1 : x->first_gfn > y->first_gfn;
+}
+
 /* Copy, validate and sort the configured ranges; descriptors all ZERO. */
 int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
 {
@@ -94,12 +156,20 @@ int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
 
 	if (!cfg->nranges || !cfg->ranges)
 		return -MV_EINVAL;
+	if (cfg->nranges > MV_VM_MAX_RANGES)
+		return -MV_ELIMIT;
+	for (uint32_t i = 0; i < cfg->nranges && !rc; i++)
+		rc = range_config_check(&cfg->ranges[i]);
+	if (rc)
+		return rc;
 	vm->ranges = calloc(cfg->nranges, sizeof(*vm->ranges));
 	if (!vm->ranges)
 		return -MV_ENOMEM;
-	vm->nranges = cfg->nranges;
-	for (uint32_t i = 0; i < cfg->nranges && !rc; i++)
+	for (uint32_t i = 0; i < cfg->nranges && !rc; i++) {
 		rc = range_init(&vm->ranges[i], &cfg->ranges[i]);
+		if (!rc)
+			vm->nranges++;
+	}
 	if (rc)
 		return rc;
 	qsort(vm->ranges, vm->nranges, sizeof(*vm->ranges), range_cmp);
@@ -114,10 +184,8 @@ int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
 
 void ranges_free(struct mv_vm *vm)
 {
-	for (uint32_t i = 0; i < vm->nranges; i++) {
-		free(vm->ranges[i].name);
-		free(vm->ranges[i].pages);
-	}
+	for (uint32_t i = 0; i < vm->nranges; i++)
+		range_destroy(&vm->ranges[i]);
 	free(vm->ranges);
 	vm->ranges = NULL;
 	vm->nranges = 0;

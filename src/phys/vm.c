@@ -23,55 +23,10 @@ static int lock_init(struct mv_vm *vm)
 
 static void count_pages(struct mv_vm *vm, struct mv_reservation *res)
 {
-	for (uint32_t i = 0; i < vm->nranges; i++) {
-		const struct phys_range *r = &vm->ranges[i];
-
-		if (r->type == MV_PAGE_RAM)
-			vm->st.ram_pages += r->npages;
-		else if (r->type == MV_PAGE_ROM)
-			vm->st.rom_pages += r->npages;
-		else
-			vm->st.mmio_pages += r->npages;
-	}
-	vm->st.pages[MV_PAGE_ZERO] = vm->st.ram_pages;
+	for (uint32_t i = 0; i < vm->nranges; i++)
+		range_count(vm, &vm->ranges[i], 1);
 	res->base = vm->st.ram_pages + vm->handy_high;
 	res->fixed = vm->st.rom_pages;
-}
-
-/* ROM pages are allocated at once and filled, so they skip zeroing. */
-static int rom_fill(struct mv_vm *vm, struct phys_range *r,
-		    const struct mv_vm_range *c)
-{
-	mv_page_id *ids = calloc(r->npages, sizeof(*ids));
-	uint64_t *gfns = calloc(r->npages, sizeof(*gfns));
-	int rc = -MV_ENOMEM;
-
-	if (!ids || !gfns || r->npages > UINT32_MAX)
-		goto out;
-	for (uint64_t i = 0; i < r->npages; i++)
-		gfns[i] = r->first_gfn + i;
-	rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_FIXED,
-			   (uint32_t)r->npages, gfns, 0, ids);
-	for (uint64_t i = 0; !rc && i < r->npages; i++) {
-		uint8_t *dst = vm_page_ptr(vm, ids[i]);
-		size_t off = i * MV_PAGE_SIZE, n = 0;
-
-		if (!dst) {
-			rc = -MV_EINTERNAL;
-			break;
-		}
-		if (off < c->rom_size)
-			n = c->rom_size - off < MV_PAGE_SIZE ? c->rom_size - off
-							     : MV_PAGE_SIZE;
-		if (n)
-			memcpy(dst, (const uint8_t *)c->rom_data + off, n);
-		memset(dst + n, 0, MV_PAGE_SIZE - n);
-		page_set(vm, &r->pages[i], MV_PAGE_ALLOCATED, ids[i]);
-	}
-out:
-	free(ids);
-	free(gfns);
-	return rc;
 }
 
 static int roms_fill(struct mv_vm *vm, const struct mv_vm_config *cfg)
@@ -82,7 +37,8 @@ static int roms_fill(struct mv_vm *vm, const struct mv_vm_config *cfg)
 
 		if (c->type != MV_PAGE_ROM)
 			continue;
-		rc = rom_fill(vm, range_find(vm, c->gpa >> MV_PAGE_SHIFT), c);
+		rc = range_rom_fill(vm, range_find(vm, c->gpa >> MV_PAGE_SHIFT),
+				    c);
 		if (rc)
 			return rc;
 	}
@@ -218,9 +174,18 @@ void mv_vm_unlock(struct mv_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 }
 
+/* The lookup itself takes the lock (recursive: callers usually hold it)
+ * since ranges may be added or removed by another thread. */
 struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn)
 {
-	return vm ? page_find(vm, gfn) : NULL;
+	struct mv_page *p;
+
+	if (!vm)
+		return NULL;
+	mv_vm_lock(vm);
+	p = page_find(vm, gfn);
+	mv_vm_unlock(vm);
+	return p;
 }
 
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque)

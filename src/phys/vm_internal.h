@@ -84,14 +84,29 @@ struct mv_vm {
 	struct mv_vm_stats st;           /* counters kept up to date */
 	void *mmu;                       /* src/mmu/: see phys/vm_mmu.h */
 	void (*mmu_destroy)(void *mmu);
+	/* Layout generation (mv_vm_layout_gen): written under the lock,
+	 * read by anyone without it. */
+	_Atomic uint64_t layout_gen;
 };
 
 /* range.c */
 struct phys_range *range_find(const struct mv_vm *vm, uint64_t gfn);
 struct mv_page *page_find(const struct mv_vm *vm, uint64_t gfn);
 int span_check(const struct mv_vm *vm, uint64_t gpa, size_t len);
+uint32_t range_lower_bound(const struct mv_vm *vm, uint64_t gfn);
+int range_config_check(const struct mv_vm_range *c);
+int range_init(struct phys_range *r, const struct mv_vm_range *c);
+void range_destroy(struct phys_range *r);
+int range_insert(struct mv_vm *vm, const struct phys_range *r);
+void range_delete(struct mv_vm *vm, uint32_t at);
 int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg);
 void ranges_free(struct mv_vm *vm);
+
+/* layout.c */
+int range_rom_fill(struct mv_vm *vm, struct phys_range *r,
+		   const struct mv_vm_range *c);
+void range_count(struct mv_vm *vm, const struct phys_range *r, int sign);
+void layout_bump(struct mv_vm *vm);
 
 /* state.c: every state change goes through here (keeps the counters). */
 void page_set(struct mv_vm *vm, struct mv_page *p, enum mv_page_state s,
@@ -113,6 +128,7 @@ void handy_release_all(struct mv_vm *vm);
 
 /* handler.c */
 const struct phys_handler *handler_find(const struct mv_vm *vm, uint64_t gfn);
+int handlers_overlap(const struct mv_vm *vm, uint64_t gfn, uint64_t n);
 void handlers_free(struct mv_vm *vm);
 
 /* mapcache.c */

@@ -5,6 +5,7 @@
  * its last bytes, the generation must never go back, and the pool must
  * hold nothing after destruction. Run under TSan (label "concurrent"). */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,8 +31,8 @@ struct shared {
 struct writer {
 	struct shared *s;
 	uint64_t gpa;          /* its own page */
-	uint32_t last;
-	int rc;
+	atomic_uint last;      /* last value written and read back */
+	atomic_int rc;
 };
 
 static void *writer_run(void *arg)
@@ -39,14 +40,20 @@ static void *writer_run(void *arg)
 	struct writer *w = arg;
 	uint8_t page[PG], back[PG];
 
-	for (uint32_t i = 1; !atomic_load(&w->s->stop) && !w->rc; i++) {
+	for (uint32_t i = 1; !atomic_load(&w->s->stop); i++) {
+		int rc;
+
 		fx_fill(page, PG, i);
-		w->rc = mv_vm_phys_write(w->s->vm, w->gpa, page, PG);
-		if (!w->rc)
-			w->rc = mv_vm_phys_read(w->s->vm, w->gpa, back, PG);
-		if (!w->rc && memcmp(page, back, PG))
-			w->rc = -1;
-		w->last = i;
+		rc = mv_vm_phys_write(w->s->vm, w->gpa, page, PG);
+		if (!rc)
+			rc = mv_vm_phys_read(w->s->vm, w->gpa, back, PG);
+		if (!rc && memcmp(page, back, PG))
+			rc = -1;
+		if (rc) {
+			atomic_store(&w->rc, rc);
+			break;
+		}
+		atomic_store(&w->last, i);
 	}
 	return NULL;
 }
@@ -113,6 +120,10 @@ static void layout_under_load(void **state)
 						&w[i]), 0);
 	}
 	assert_int_equal(pthread_create(&watcher, NULL, watcher_run, &s), 0);
+	/* The churn starts once every writer is under way. */
+	for (int i = 0; i < WRITERS; i++)
+		while (!atomic_load(&w[i].last) && !atomic_load(&w[i].rc))
+			sched_yield();
 	for (uint32_t i = 0; i < ROUNDS && !rc; i++)
 		rc = churn(s.vm, i);
 	atomic_store(&s.stop, 1);
@@ -124,8 +135,8 @@ static void layout_under_load(void **state)
 	assert_true(s.gen_max <= 6 * ROUNDS);
 	assert_int_equal(mv_vm_layout_gen(s.vm), 6 * ROUNDS);
 	for (int i = 0; i < WRITERS; i++) {
-		assert_int_equal(w[i].rc, 0);
-		fx_fill(want, PG, w[i].last);
+		assert_int_equal(atomic_load(&w[i].rc), 0);
+		fx_fill(want, PG, atomic_load(&w[i].last));
 		assert_int_equal(mv_vm_phys_read(s.vm, w[i].gpa, got, PG), 0);
 		assert_memory_equal(got, want, PG);
 	}

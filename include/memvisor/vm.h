@@ -237,7 +237,7 @@ int mv_vm_range_add(struct mv_vm *vm, const struct mv_vm_range *range);
  * left. Refused with no change: -MV_EINVAL (NULL VM, @gpa not page
  * aligned), -MV_ENOENT (no range starts at @gpa), -MV_EBUSY (a physical
  * handler claims a page of it: deregister it first; or called from a
- * notify hook). An error from the pool after the notification (an
+ * hook). An error from the pool after the notification (an
  * inconsistent pool only) is returned, and the range is removed anyway.
  * Any thread; takes the VM lock; bumps mv_vm_layout_gen. An access in
  * progress whose callback removes a range it still had to cover ends

@@ -246,7 +246,13 @@ struct mv_walk_leaf {
 };
 
 /* cb returns 0 to go on, anything else to stop; that value is returned.
- * Paging off: -MV_ESTATE (no tables). */
+ * Errors: -MV_EINVAL (pg, gm, gm->read or cb NULL), -MV_ESTATE (paging
+ * off: no tables), -MV_ENOMEM (the set of empty tables could not grow; the
+ * leaves already passed to cb stay passed). Cost: one read per entry of
+ * every table scanned; a table found empty is remembered and not scanned
+ * again, so the reads are at most 512 per distinct empty table plus 512
+ * per visit of a table that maps something (bounded by the output). Guest
+ * memory is only read; cb runs on the calling thread. */
 int mv_walk_dump(const struct mv_paging *pg, const struct mv_gmem *gm,
 		 int (*cb)(void *opaque, const struct mv_walk_leaf *leaf),
 		 void *opaque);

@@ -79,6 +79,14 @@ static void one_walk(const struct mv_paging *pg, const struct mv_gmem *gm,
 	check(rc == w.status && rc >= MV_WALK_OK && rc <= MV_WALK_RETRY);
 	if (rc == MV_WALK_OK)
 		check_translation(pg, va, &w);
+	else
+		check(w.leaf == 0);
+	/* No translation fields without a translation (mmu.h): only OK and
+	 * a rights or key fault report one. */
+	if (rc != MV_WALK_OK && !(rc == MV_WALK_PF &&
+	    (w.error_code & (MV_PF_P | MV_PF_RSVD)) == MV_PF_P))
+		check(!w.gpa && !w.page_size && !w.perm && !w.pkey &&
+		      !w.memtype);
 	if (rc == MV_WALK_NOT_RAM)
 		check(w.nr_entries >= 1 &&
 		      !in_image(w.entry_gpa[w.nr_entries - 1],

@@ -10,6 +10,15 @@
  * Modes: paging off (identity), 32-bit ("legacy", with CR4.PSE 4 MiB pages
  * and PSE-36), PAE (PDPTE registers loaded at CR3 load), 4-level and
  * 5-level IA-32e paging. Pages of 4 KiB, 2 MiB, 4 MiB and 1 GiB.
+ *
+ * Threads: the walker holds no lock and keeps no state between calls. A
+ * struct mv_paging is read-only for mv_walk, mv_walk_dump and the
+ * canonical helpers, so any number of threads may walk with one context at
+ * once; mv_paging_init and mv_paging_load_cr3 write it and must not run
+ * while another thread uses the same context (one context per vCPU, owned
+ * by its thread). The gmem callbacks run on the calling thread, and must
+ * be safe for every thread that walks through them: the flat gmem and the
+ * VM gmem are. Nothing returned points into library memory.
  */
 #ifndef MEMVISOR_MMU_H
 #define MEMVISOR_MMU_H
@@ -31,6 +40,12 @@
  *                     writable by the CPU; the A/D write is dropped, as a
  *                     bus would drop a write to ROM, and the walk goes on
  *   MV_GMEM_UNBACKED  no RAM at gpa (a hole or MMIO): see MV_WALK_NOT_RAM
+ *   a negative -MV_E... code: cmpxchg only: the write could not be done
+ *                     and must not be dropped, most often because it needs
+ *                     host memory that is refused (a SHARED table page to
+ *                     copy under a full budget: -MV_EBUDGET,
+ *                     -MV_ERESERVATION, -MV_ENOMEM); memory is unchanged
+ *                     and mv_walk returns the code
  * cmpxchg may be NULL: memory is then read-only to the walker (no A/D
  * updates at all, as with MV_ACC_NO_AD). cmpxchg must be atomic with respect
  * to other vCPUs writing guest memory (a locked compare-and-exchange).
@@ -58,16 +73,27 @@ struct mv_gmem_flat {
 	uint64_t size;
 };
 
-/* Fill *gm to access *flat. mem must be 8-byte aligned, base 4 KiB aligned
- * and base + size must not wrap: -MV_EINVAL otherwise. */
+/* Fill *gm to access *flat (both owned by the caller; *gm keeps a pointer
+ * to *flat and flat->mem, which must outlive it). mem must be 8-byte
+ * aligned (NULL only with size 0), base 4 KiB aligned and base + size must
+ * not wrap; gm and flat non-NULL: -MV_EINVAL otherwise, and *gm and *flat
+ * are unchanged. Any thread; the callbacks are safe on any number of
+ * threads (atomic loads and a locked compare-and-exchange). */
 int mv_gmem_flat_init(struct mv_gmem *gm, struct mv_gmem_flat *flat,
 		      void *mem, uint64_t base, uint64_t size, bool writable);
 
 /* A VM's guest-physical memory (include/memvisor/vm.h): RAM read and
  * updated in place (an A/D write makes a ZERO or SHARED page private first,
  * as a guest store would), pages under a physical handler through the
- * handler, MMIO and holes UNBACKED, ROM READONLY. Valid while the VM lives.
- * -MV_EINVAL for NULL arguments. */
+ * handler, MMIO and holes UNBACKED, ROM and writes the balloon policy
+ * refuses READONLY. An A/D write whose copy of a SHARED page the budget or
+ * the reservation refuses returns that error (-MV_EBUDGET,
+ * -MV_ERESERVATION, -MV_ENOMEM), and mv_walk with it. (A ZERO page never
+ * needs one: its entries read 0, not present.) Valid while the VM lives.
+ * -MV_EINVAL for NULL arguments (*gm unchanged). Each callback takes the VM
+ * lock for its duration: any thread may walk, including one that holds the
+ * VM lock (it is recursive), but not one holding the host pool's lock or
+ * another VM's lock taken out of address order. */
 struct mv_vm;
 int mv_gmem_vm_init(struct mv_gmem *gm, struct mv_vm *vm);
 
@@ -141,23 +167,33 @@ enum mv_walk_status {
 			   * VMM injects for it (KVM does the same) */
 	MV_WALK_RETRY,    /* guest memory kept changing under the A/D update
 			   * (MV_WALK_MAX_RACES times): re-execute the access */
+	MV_WALK_ERROR,    /* in w->status only: mv_walk returned a negative
+			   * code (bad arguments, or an A/D write that guest
+			   * memory refused); no translation, no fault */
 };
 #define MV_WALK_MAX_RACES 16
 
 /* Build *pg from the registers. Decides the mode as the CPU does: PG=0 ->
  * off; PAE=0 -> 32-bit; EFER.LMA (or LME, as it becomes LMA when PG is set)
  * -> 4- or 5-level by CR4.LA57; else PAE. In PAE mode the PDPTEs are
- * loaded from gm (mv_paging_load_cr3). Returns -MV_EINVAL for register
- * values no CPU can hold (LME with PG and without PAE, a bad maxphyaddr);
- * otherwise the enum mv_walk_status of the CR3 load (MV_WALK_OK, MV_WALK_GP
- * or MV_WALK_NOT_RAM). */
+ * loaded from gm (mv_paging_load_cr3). cpu may be NULL (the defaults).
+ * Returns -MV_EINVAL for NULL pg, regs, gm or gm->read, and for register
+ * values no CPU can hold (PG without PE, LME/LMA with PG and without PAE,
+ * LMA without PG, a maxphyaddr outside 32..52): *pg is then unchanged.
+ * Otherwise the enum mv_walk_status of the CR3 load: MV_WALK_OK;
+ * MV_WALK_GP or MV_WALK_NOT_RAM leave *pg decoded with no root (root 0,
+ * PDPTEs not present): call mv_paging_load_cr3 with a CR3 that loads
+ * before walking. Reads guest memory only (PAE: the 4 PDPTEs). */
 int mv_paging_init(struct mv_paging *pg, const struct mv_cpu_regs *regs,
 		   const struct mv_cpu_model *cpu, const struct mv_gmem *gm);
 
 /* MOV to CR3: set the root; in PAE mode read and check the 4 PDPTEs (SDM
  * 4.4.1: a present PDPTE with a reserved bit set -> #GP(0), the registers
  * keep their old values). Long mode: CR3 bits above MAXPHYADDR -> #GP;
- * bit 63 is the no-flush hint with CR4.PCIDE (dropped), else reserved. */
+ * bit 63 is the no-flush hint with CR4.PCIDE (dropped), else reserved.
+ * Returns MV_WALK_OK, MV_WALK_GP, MV_WALK_NOT_RAM (PAE: the PDPT is not in
+ * RAM) or -MV_EINVAL (NULL pg, gm or gm->read); on anything but MV_WALK_OK
+ * *pg is unchanged. */
 int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
 		       uint64_t cr3);
 
@@ -224,7 +260,34 @@ struct mv_walk {
  * w->status). On success sets A in every entry used and D in the leaf of a
  * write, with cmpxchg; a faulting walk writes nothing. In 32-bit modes
  * (off, legacy, PAE) va is taken modulo 2^32, as the CPU forms linear
- * addresses. */
+ * addresses.
+ *
+ * Every field of *w is set, except the entries beyond nr_entries:
+ *   MV_WALK_OK       all of them (error_code 0)
+ *   MV_WALK_PF       level, error_code, the entries up to the faulting
+ *                    one; after a rights or key fault (MV_PF_P without
+ *                    MV_PF_RSVD) gpa, page_size, perm, pkey and memtype
+ *                    describe the translation that was denied, else they
+ *                    are 0; leaf is 0
+ *   MV_WALK_NOT_RAM  as a not-present PF; the last entry's value is 0
+ *   MV_WALK_GP       level 0, no entries, everything else 0
+ *   MV_WALK_RETRY    level and entries of the last attempt, the rest 0
+ *   paging off       gpa = va mod 2^32, 4 KiB, MV_PERM_W | MV_PERM_U,
+ *                    level 0, no entries
+ * Negative returns (w->status MV_WALK_ERROR, every field but the entries
+ * read 0):
+ *   -MV_EINVAL   pg, gm or gm->read NULL, or pg not built by
+ *                mv_paging_init (w NULL: -MV_EINVAL and nothing written)
+ *   any negative code of gm->cmpxchg: an A/D write was refused (with the
+ *                VM gmem: -MV_EBUDGET, -MV_ERESERVATION or -MV_ENOMEM for
+ *                the copy of a SHARED table page). The leaf's A/D bits are
+ *                not set and no translation is reported; A bits set in
+ *                the entries above it stay set (as after a race, which a
+ *                CPU may do too). The caller makes room (balloon, raise
+ *                the budget) and walks again, or stops the vCPU: it must
+ *                not use the translation, or the guest would later take a
+ *                dirtied page for clean.
+ * *pg is only read; concurrent walks with one context are safe. */
 int mv_walk(const struct mv_paging *pg, const struct mv_gmem *gm,
 	    uint64_t va, unsigned acc, struct mv_walk *w);
 
@@ -257,9 +320,11 @@ int mv_walk_dump(const struct mv_paging *pg, const struct mv_gmem *gm,
 		 int (*cb)(void *opaque, const struct mv_walk_leaf *leaf),
 		 void *opaque);
 
-/* Canonical form of va for the mode (sign extension in IA-32e modes). */
+/* Canonical form of va for the mode (sign extension in IA-32e modes; in
+ * 32-bit modes and with paging off va modulo 2^32). pg NULL: va itself. */
 uint64_t mv_paging_canonical(const struct mv_paging *pg, uint64_t va);
-/* Is va canonical for the mode (always true in 32-bit modes)? */
+/* Is va canonical for the mode (always true in 32-bit modes)? pg NULL:
+ * false (no mode, nothing is known to be canonical). */
 bool mv_paging_is_canonical(const struct mv_paging *pg, uint64_t va);
 
 #endif

@@ -5,8 +5,10 @@
  * private, so an A/D update on a shared or zero page breaks it like a guest
  * store would); a page a handler watches goes through mv_vm_phys_read /
  * mv_vm_phys_write so the handler sees the access; MMIO and holes are
- * UNBACKED (the walker reports MV_WALK_NOT_RAM); ROM and a refused write to
- * a ballooned page drop the A/D write (READONLY).
+ * UNBACKED (the walker reports MV_WALK_NOT_RAM); ROM and a write the
+ * balloon policy refuses drop the A/D write (READONLY); a write that needs
+ * a host page the budget or reservation refuses returns the negative code,
+ * and the walk with it.
  *
  * Each call takes the VM lock once for its whole duration: the host pointer
  * from mv_vm_gpa_to_hva_locked is only stable under it, and it makes the
@@ -78,6 +80,19 @@ static int vm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
 	return rc;
 }
 
+/* Why a write to RAM was not done. The balloon policy refusing a write to
+ * a ballooned page (-MV_ESTATE) drops it, as a bus drops a write to ROM.
+ * Anything else, above all a copy of a SHARED page that the budget or the
+ * reservation refuses (-MV_EBUDGET, -MV_ERESERVATION, -MV_ENOMEM), is an
+ * error the walk returns: dropping it would lose a D bit, and the guest
+ * would take a dirtied page for clean. */
+static int write_refused(int rc)
+{
+	if (rc == 0)
+		return MV_GMEM_OK;
+	return rc == -MV_ESTATE ? MV_GMEM_READONLY : rc;
+}
+
 /* A write a handler must see, or one to ROM or MMIO. */
 static int slow_cmpxchg(struct mv_vm *vm, uint64_t gpa, unsigned size,
 			uint64_t old, uint64_t val)
@@ -92,8 +107,7 @@ static int slow_cmpxchg(struct mv_vm *vm, uint64_t gpa, unsigned size,
 		return MV_GMEM_UNBACKED;
 	if (cur != old)
 		return MV_GMEM_CHANGED;
-	return mv_vm_phys_write(vm, gpa, &val, size) ? MV_GMEM_READONLY
-						     : MV_GMEM_OK;
+	return write_refused(mv_vm_phys_write(vm, gpa, &val, size));
 }
 
 static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
@@ -115,7 +129,7 @@ static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
 	else if (rc == -MV_ERANGE)
 		rc = MV_GMEM_UNBACKED;
 	else
-		rc = MV_GMEM_READONLY;  /* e.g. a write refused by the balloon */
+		rc = write_refused(rc);
 	mv_vm_unlock(vm);
 	return rc;
 }

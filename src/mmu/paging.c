@@ -189,6 +189,8 @@ int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
 
 bool mv_paging_is_canonical(const struct mv_paging *pg, uint64_t va)
 {
+	if (!pg)
+		return false;  /* no mode: nothing is known to be canonical */
 	if (pg->mode < MV_PAGING_LONG4)
 		return true;
 	return mv_paging_canonical(pg, va) == va;
@@ -198,6 +200,8 @@ uint64_t mv_paging_canonical(const struct mv_paging *pg, uint64_t va)
 {
 	unsigned bits;
 
+	if (!pg)
+		return va;  /* no mode: the address as given */
 	if (pg->mode == MV_PAGING_LONG4)
 		bits = 48;
 	else if (pg->mode == MV_PAGING_LONG5)

@@ -7,7 +7,9 @@
  * with another writer of the tables restarts the walk. */
 #include "mmu/paging.h"
 
-#define WALK_AGAIN (-1)  /* internal: an A/D cmpxchg lost, walk again */
+/* Internal: an A/D cmpxchg lost, walk again. Positive and above every
+ * enum mv_walk_status, so it is neither a status nor an error code. */
+#define WALK_AGAIN 0x100
 
 /* Error-code bits that describe the access, whatever the cause (SDM 4.7). */
 static uint32_t access_bits(const struct mv_paging *pg, unsigned acc)
@@ -23,6 +25,18 @@ static uint32_t access_bits(const struct mv_paging *pg, unsigned acc)
 	return ec;
 }
 
+/* Every result field but status, level and the entries. */
+static void clear_translation(struct mv_walk *w)
+{
+	w->error_code = 0;
+	w->gpa = 0;
+	w->page_size = 0;
+	w->leaf = 0;
+	w->perm = 0;
+	w->pkey = 0;
+	w->memtype = 0;
+}
+
 static int fault(struct mv_walk *w, unsigned level, uint32_t ec)
 {
 	w->level = (uint8_t)level;
@@ -31,7 +45,10 @@ static int fault(struct mv_walk *w, unsigned level, uint32_t ec)
 }
 
 /* Set A in every entry used and D in the leaf of a write. Entries that
- * cannot be written (ROM) keep their value, as the CPU's write is lost. */
+ * cannot be written (ROM) keep their value, as the CPU's write is lost. A
+ * write that guest memory could not do for want of host memory (a SHARED
+ * table page to copy under a full budget) is no ROM: its negative code
+ * ends the walk, so that no translation is reported without its A/D. */
 static int set_accessed_dirty(const struct mv_gmem *gm, struct mv_walk *w,
 			      unsigned esize, bool write)
 {
@@ -46,6 +63,8 @@ static int set_accessed_dirty(const struct mv_gmem *gm, struct mv_walk *w,
 				     w->entry[i], want);
 		if (rc == MV_GMEM_CHANGED)
 			return WALK_AGAIN;
+		if (rc < 0)
+			return rc;
 		if (rc == MV_GMEM_OK)
 			w->entry[i] = want;
 	}
@@ -106,6 +125,7 @@ static int walk_once(const struct mv_paging *pg, const struct mv_gmem *gm,
 	unsigned level = pg->levels;
 
 	w->nr_entries = 0;
+	clear_translation(w);  /* a walk again after a race starts afresh */
 	if (walk_root(pg, va, &table) != MV_WALK_OK)
 		return fault(w, 3, access_bits(pg, acc));
 	for (;;) {
@@ -137,6 +157,15 @@ static int walk_once(const struct mv_paging *pg, const struct mv_gmem *gm,
 	}
 }
 
+/* No translation: bad arguments, or guest memory refused an A/D write
+ * with an error. The entries read so far stay in w. */
+static int walk_error(struct mv_walk *w, int rc)
+{
+	w->status = MV_WALK_ERROR;
+	clear_translation(w);
+	return rc;
+}
+
 static int walk_identity(uint64_t va, struct mv_walk *w)
 {
 	w->level = 0;
@@ -152,28 +181,31 @@ int mv_walk(const struct mv_paging *pg, const struct mv_gmem *gm,
 {
 	int rc = MV_WALK_RETRY;
 
+	if (!w)
+		return -MV_EINVAL;
+	w->nr_entries = 0;
+	w->level = 0;
+	if (!pg || !gm || !gm->read || pg->mode > MV_PAGING_LONG5 ||
+	    pg->levels > MV_WALK_MAX_LEVELS)
+		return walk_error(w, -MV_EINVAL);
 	if (acc & MV_ACC_FETCH)
 		acc &= ~MV_ACC_WRITE;  /* a fetch is not a write */
-	w->error_code = 0;
-	w->leaf = 0;
-	w->pkey = 0;
-	w->memtype = 0;
-	w->perm = 0;
+	clear_translation(w);
 	if (pg->mode == MV_PAGING_OFF)
 		return w->status = (uint8_t)walk_identity(va, w);
 	if (pg->mode < MV_PAGING_LONG4)
 		va &= 0xffffffffull;
-	else if (!mv_paging_is_canonical(pg, va)) {
-		w->nr_entries = 0;
-		w->level = 0;
+	else if (!mv_paging_is_canonical(pg, va))
 		return w->status = MV_WALK_GP;
-	}
 	for (unsigned race = 0; race < MV_WALK_MAX_RACES; race++) {
 		rc = walk_once(pg, gm, va, acc, w);
 		if (rc != WALK_AGAIN)
 			break;
 		rc = MV_WALK_RETRY;
+		clear_translation(w);  /* no translation was made */
 	}
+	if (rc < 0)
+		return walk_error(w, rc);
 	w->status = (uint8_t)rc;
 	return rc;
 }

@@ -262,14 +262,15 @@ void sdm_translate(const struct sdm_case *c, struct sdm_result *r)
 			continue;
 		bool pk = pkey_violation(c, user_addr, e);
 
-		if (pk || !access_allowed(c, user_addr, all_rw, any_xd))
-			return fault_at(c, r, i + 1, true, false, pk);
-		r->used = i + 1;
+		/* The translation, also reported when its rights deny. */
 		r->pa = page_frame(c, k, e, &r->page_size) |
 			(c->va_low & (r->page_size - 1));
 		r->writable = all_rw;
 		r->user_page = user_addr;
 		r->exec_disable = any_xd && c->nxe;
+		if (pk || !access_allowed(c, user_addr, all_rw, any_xd))
+			return fault_at(c, r, i + 1, true, false, pk);
+		r->used = i + 1;
 		set_flags(c, r);
 		return;
 	}

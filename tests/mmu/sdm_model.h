@@ -31,8 +31,8 @@ struct sdm_result {
 	bool fault;
 	uint32_t error_code;
 	unsigned used;      /* entries read (the faulting one included) */
-	uint64_t pa, page_size;
-	bool writable, user_page, exec_disable;
+	uint64_t pa, page_size;   /* also after a rights or key fault */
+	bool writable, user_page, exec_disable;   /* likewise */
 	uint64_t after[5];  /* the entries after the access */
 };
 

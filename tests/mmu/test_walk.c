@@ -440,6 +440,206 @@ static void dump_skips_shared_empty_tables(void **state)
 			 -MV_ESTATE);
 }
 
+/* NULL contexts, memories and results: no crash, a clear answer. */
+static void null_arguments(void **state)
+{
+	struct mv_paging pg;
+	struct mv_walk w;
+	struct mv_gmem no_read = { NULL, NULL, NULL };
+
+	(void)state;
+	map_kernel_page();
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &gm), MV_WALK_OK);
+	assert_int_equal(mv_walk(&pg, &gm, 0, 0, NULL), -MV_EINVAL);
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(NULL, &gm, 0, 0, &w), -MV_EINVAL);
+	assert_int_equal(w.status, MV_WALK_ERROR);
+	assert_int_equal(w.nr_entries, 0);
+	assert_int_equal(w.level, 0);
+	assert_int_equal(w.gpa, 0);
+	assert_int_equal(w.page_size, 0);
+	assert_int_equal(w.leaf, 0);
+	assert_int_equal(w.error_code, 0);
+	assert_int_equal(w.perm, 0);
+	assert_int_equal(w.pkey, 0);
+	assert_int_equal(w.memtype, 0);
+	assert_int_equal(mv_walk(&pg, NULL, 0, 0, &w), -MV_EINVAL);
+	assert_int_equal(mv_walk(&pg, &no_read, 0, 0, &w), -MV_EINVAL);
+	assert_int_equal(w.status, MV_WALK_ERROR);
+	/* A context no mv_paging_init built (garbage mode). */
+	struct mv_paging junk;
+	memset(&junk, 0xff, sizeof(junk));
+	assert_int_equal(mv_walk(&junk, &gm, 0, 0, &w), -MV_EINVAL);
+	assert_int_equal(mv_paging_canonical(NULL, 0x800000000000ull),
+			 0x800000000000ull);
+	assert_false(mv_paging_is_canonical(NULL, 0));
+	assert_int_equal(mv_paging_init(NULL, &long4, NULL, &gm), -MV_EINVAL);
+	assert_int_equal(mv_paging_init(&pg, NULL, NULL, &gm), -MV_EINVAL);
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, NULL), -MV_EINVAL);
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &no_read),
+			 -MV_EINVAL);
+	assert_int_equal(mv_paging_load_cr3(NULL, &gm, 0x1000), -MV_EINVAL);
+	assert_int_equal(mv_paging_load_cr3(&pg, NULL, 0x1000), -MV_EINVAL);
+	assert_int_equal(mv_walk_dump(NULL, &gm, collect_leaf, NULL),
+			 -MV_EINVAL);
+	assert_int_equal(mv_walk_dump(&pg, NULL, collect_leaf, NULL),
+			 -MV_EINVAL);
+	assert_int_equal(mv_walk_dump(&pg, &gm, NULL, NULL), -MV_EINVAL);
+	/* The context still works. */
+	assert_int_equal(mv_walk(&pg, &gm, 0xffff800000201000ull, 0, &w),
+			 MV_WALK_OK);
+}
+
+/* A failed init or CR3 load leaves the context as it was. */
+static void failed_loads_change_nothing(void **state)
+{
+	struct mv_paging pg, before;
+	struct mv_cpu_regs r = long4;
+
+	(void)state;
+	map_kernel_page();
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &gm), MV_WALK_OK);
+	before = pg;
+	r.cr0 = MV_CR0_PG;  /* PG without PE */
+	assert_int_equal(mv_paging_init(&pg, &r, NULL, &gm), -MV_EINVAL);
+	assert_memory_equal(&pg, &before, sizeof(pg));
+	assert_int_equal(mv_paging_load_cr3(&pg, &gm, 1ull << 60), MV_WALK_GP);
+	assert_memory_equal(&pg, &before, sizeof(pg));
+}
+
+/* Every field of the result for each outcome (mmu.h lists them). */
+static void result_fields_per_status(void **state)
+{
+	struct racy racy = { .inner = gm };
+	struct mv_gmem g = { racy_read, racy_cmpxchg, &racy };
+	struct mv_paging pg;
+	struct mv_walk w;
+	const uint64_t va = 0xffff800000201abcull;
+	const uint64_t leaf = 0x55000 | MV_PTE_P | MV_PTE_W | MV_PTE_G |
+			      MV_PTE_PWT | MV_PTE_PAT4K | (9ull << 59);
+
+	(void)state;
+	map_kernel_page();
+	put64(0x4008, leaf);
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &g), MV_WALK_OK);
+	/* OK. */
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, va, MV_ACC_WRITE, &w), MV_WALK_OK);
+	assert_int_equal(w.status, MV_WALK_OK);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.perm, MV_PERM_W);
+	assert_int_equal(w.pkey, 9);
+	assert_int_equal(w.memtype, 5);  /* PAT | PWT */
+	assert_int_equal(w.error_code, 0);
+	assert_int_equal(w.gpa, 0x55abc);
+	assert_int_equal(w.page_size, 4096);
+	assert_int_equal(w.leaf, leaf | MV_PTE_A | MV_PTE_D);
+	assert_int_equal(w.entry[3], leaf | MV_PTE_A | MV_PTE_D);
+	assert_int_equal(w.entry[0], 0x2000 | TBL | MV_PTE_A);
+	/* A rights fault: the denied translation, no leaf. */
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, va, MV_ACC_USER, &w), MV_WALK_PF);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.error_code, MV_PF_P | MV_PF_U);
+	assert_int_equal(w.gpa, 0x55abc);
+	assert_int_equal(w.page_size, 4096);
+	assert_int_equal(w.perm, MV_PERM_W);
+	assert_int_equal(w.pkey, 9);
+	assert_int_equal(w.memtype, 5);
+	assert_int_equal(w.leaf, 0);
+	/* Not present: no translation at all. */
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, va + 0x1000, MV_ACC_FETCH, &w),
+			 MV_WALK_PF);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.entry[3], 0);
+	assert_int_equal(w.error_code, MV_PF_ID);
+	assert_int_equal(w.gpa, 0);
+	assert_int_equal(w.page_size, 0);
+	assert_int_equal(w.perm, 0);
+	assert_int_equal(w.pkey, 0);
+	assert_int_equal(w.memtype, 0);
+	assert_int_equal(w.leaf, 0);
+	/* Non-canonical: #GP, nothing read. */
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, 0x0000800000000000ull, 0, &w),
+			 MV_WALK_GP);
+	assert_int_equal(w.status, MV_WALK_GP);
+	assert_int_equal(w.level, 0);
+	assert_int_equal(w.nr_entries, 0);
+	assert_int_equal(w.gpa | w.page_size | w.leaf | w.error_code, 0);
+	assert_int_equal(w.perm | w.pkey | w.memtype, 0);
+	/* RETRY: the entries of the last attempt, no translation. */
+	put64(0x4008, leaf);
+	racy.losses = 1000;
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, va, MV_ACC_WRITE, &w),
+			 MV_WALK_RETRY);
+	assert_int_equal(w.status, MV_WALK_RETRY);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.gpa | w.page_size | w.leaf | w.error_code, 0);
+	assert_int_equal(w.perm | w.pkey | w.memtype, 0);
+	/* NOT_RAM: the entry outside RAM has value 0. */
+	racy.losses = 0;
+	put64(0x3008, 0x7ffff000 | TBL);
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, va, 0, &w), MV_WALK_NOT_RAM);
+	assert_int_equal(w.status, MV_WALK_NOT_RAM);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.entry_gpa[3], 0x7ffff008);
+	assert_int_equal(w.entry[3], 0);
+	assert_int_equal(w.gpa | w.page_size | w.leaf | w.error_code, 0);
+	assert_int_equal(w.perm | w.pkey | w.memtype, 0);
+	/* Paging off: identity. */
+	struct mv_cpu_regs off = { .cr0 = MV_CR0_PE };
+	assert_int_equal(mv_paging_init(&pg, &off, NULL, &g), MV_WALK_OK);
+	memset(&w, 0x5a, sizeof(w));
+	assert_int_equal(mv_walk(&pg, &g, 0x123456789ull, 0, &w), MV_WALK_OK);
+	assert_int_equal(w.gpa, 0x23456789);
+	assert_int_equal(w.page_size, 4096);
+	assert_int_equal(w.perm, MV_PERM_W | MV_PERM_U);
+	assert_int_equal(w.level | w.nr_entries | w.pkey | w.memtype, 0);
+	assert_int_equal(w.leaf | w.error_code, 0);
+}
+
+/* A gmem whose cmpxchg fails with an error: the walk returns it. */
+static int refusing_cmpxchg(void *o, uint64_t gpa, unsigned size,
+			    uint64_t old, uint64_t val)
+{
+	(void)o, (void)gpa, (void)size, (void)old, (void)val;
+	return -MV_ERESERVATION;
+}
+
+static void cmpxchg_errors_end_the_walk(void **state)
+{
+	struct mv_gmem g = { gm.read, refusing_cmpxchg, gm.opaque };
+	struct mv_paging pg;
+	struct mv_walk w;
+
+	(void)state;
+	map_kernel_page();
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &g), MV_WALK_OK);
+	assert_int_equal(mv_walk(&pg, &g, 0xffff800000201000ull, 0, &w),
+			 -MV_ERESERVATION);
+	assert_int_equal(w.status, MV_WALK_ERROR);
+	assert_int_equal(w.gpa | w.page_size | w.leaf, 0);
+	assert_int_equal(get64(0x1800), 0x2000 | TBL);  /* nothing written */
+	/* Nothing to write: no cmpxchg, no error. */
+	assert_int_equal(mv_walk(&pg, &g, 0xffff800000201000ull, MV_ACC_NO_AD,
+				 &w), MV_WALK_OK);
+	put64(0x1800, get64(0x1800) | MV_PTE_A);
+	put64(0x2000, get64(0x2000) | MV_PTE_A);
+	put64(0x3008, get64(0x3008) | MV_PTE_A);
+	put64(0x4008, get64(0x4008) | MV_PTE_A);
+	assert_int_equal(mv_walk(&pg, &g, 0xffff800000201000ull, 0, &w),
+			 MV_WALK_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +654,10 @@ int main(void)
 		cmocka_unit_test_setup(accessed_dirty_races_and_rom, setup),
 		cmocka_unit_test_setup(dump_lists_leaves_in_order, setup),
 		cmocka_unit_test_setup(dump_skips_shared_empty_tables, setup),
+		cmocka_unit_test_setup(null_arguments, setup),
+		cmocka_unit_test_setup(failed_loads_change_nothing, setup),
+		cmocka_unit_test_setup(result_fields_per_status, setup),
+		cmocka_unit_test_setup(cmpxchg_errors_end_the_walk, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,12 +2,16 @@
  * combination of entry bits, register switches and access kinds, per paging
  * mode family: at least 1,000,000 cases each (32-bit, PAE, 4-level, 5-level).
  *
- * Each case builds one translation path in a small guest image: the entry
+ * Each case builds one translation path in a sparse guest memory: the entry
  * bits under test come from the case index (a mixed-radix enumeration), the
  * rest (addresses, indexes, MAXPHYADDR, protection key, which upper entry
- * carries a restriction, which bit is flipped) from a hash of it. Checked:
- * status, exact error code, entries read and their addresses, gpa, page
- * size, effective rights, and every entry's value afterwards (A/D updates;
+ * carries a restriction, which bit is flipped) from a hash of it. Table
+ * pages lie anywhere below 2^MAXPHYADDR (below 4 GiB where the mode's
+ * pointers are 32 bits: 32-bit paging, the PAE PDPT), leaves too; only
+ * those pages are RAM, so a walker that cuts a table pointer reads a hole.
+ * Checked: status, exact error code, level, entries read with their
+ * addresses and values, gpa, page size, effective rights, protection key,
+ * memory type, the leaf, and every entry's value afterwards (A/D updates;
  * none on a fault; none at all for an MV_ACC_NO_AD probe).
  *
  * Under ASan (slow), MV_SDM_STRIDE runs every 7th case (7 is prime to
@@ -40,8 +44,49 @@
 #define MV_SDM_STRIDE 1
 #endif
 
-#define IMAGE_SIZE 0x10000
-static uint64_t image[IMAGE_SIZE / 8];
+/* Sparse guest memory: the case's table pages, each backed by one page of
+ * `image`; every other address is a hole (MV_GMEM_UNBACKED). */
+#define SLOTS 6
+static uint64_t image[SLOTS * 4096 / 8];
+static uint64_t slot_gpa[SLOTS];   /* page address, or 1: none */
+static unsigned slots_used;
+
+static uint8_t *slot_ptr(uint64_t gpa, unsigned size)
+{
+	for (unsigned i = 0; i < slots_used; i++)
+		if (slot_gpa[i] == (gpa & ~0xfffull) &&
+		    (gpa & 0xfff) + size <= 4096)
+			return (uint8_t *)image + i * 4096 + (gpa & 0xfff);
+	return NULL;
+}
+
+static int sparse_read(void *o, uint64_t gpa, unsigned size, uint64_t *v)
+{
+	const uint8_t *p = slot_ptr(gpa, size);
+
+	(void)o;
+	if (!p)
+		return MV_GMEM_UNBACKED;
+	*v = 0;
+	memcpy(v, p, size);
+	return MV_GMEM_OK;
+}
+
+static int sparse_cmpxchg(void *o, uint64_t gpa, unsigned size, uint64_t old,
+			  uint64_t val)
+{
+	uint8_t *p = slot_ptr(gpa, size);
+	uint64_t cur = 0;
+
+	(void)o;
+	if (!p)
+		return MV_GMEM_UNBACKED;
+	memcpy(&cur, p, size);
+	if (cur != old)
+		return MV_GMEM_CHANGED;
+	memcpy(p, &val, size);
+	return MV_GMEM_OK;
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -105,6 +150,7 @@ static uint64_t family_cases(const struct family *f)
 /* Everything one case needs besides the model's input. */
 struct built {
 	struct sdm_case c;
+	uint64_t table[6];     /* [level]: page of the table at that level */
 	uint64_t gpa[5];       /* where each entry lives */
 	unsigned esize;
 	uint64_t cr3;
@@ -189,18 +235,45 @@ static void build_access(struct built *b, unsigned a)
 		 (b->c.implicit ? MV_ACC_IMPLICIT : 0);
 }
 
-/* The path: table pages at level * 4 KiB, a random index per level, the
- * PAE PDPT at a random 32-byte slot of page 6. */
+/* A table page below 2^bits, none of the case's other table pages: one
+ * time in four in the first 64 KiB, else anywhere. */
+static uint64_t table_page(const struct built *b, unsigned bits,
+			   struct rng *r)
+{
+	for (;;) {
+		uint64_t lim = (rnd(r) & 3) ? (1ull << bits) : 0x10000;
+		uint64_t t = rnd(r) & (lim - 1) & ~0xfffull;
+		bool used = false;
+
+		for (unsigned l = 1; l <= 5; l++)
+			used |= b->table[l] == t;
+		if (!used)
+			return t;
+	}
+}
+
+/* The path: a table page per level anywhere the mode can point (32-bit
+ * paging and the PAE PDPT below 4 GiB), a random index per level, the PAE
+ * PDPT at a random 32-byte slot of its page. */
 static void build_path(struct built *b, struct rng *r)
 {
-	unsigned n = b->c.nent, first = 0;
+	unsigned n = b->c.nent, first = 0, m = b->c.maxphyaddr;
 	uint64_t va = rnd(r) & 0xfff;
 
 	b->esize = b->c.mode == SDM_32BIT ? 4 : 8;
+	for (unsigned l = 0; l <= 5; l++)
+		b->table[l] = 1;  /* no page */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned level = level_of(b, i);
+		bool low = b->c.mode == SDM_32BIT ||
+			   (b->c.mode == SDM_PAE && i == 0);
+
+		b->table[level] = table_page(b, low ? 32 : m, r);
+	}
 	if (b->c.mode == SDM_PAE) {
 		unsigned slot = rnd_in(r, 0, 3);
 
-		b->cr3 = 0x6000 + 32 * rnd_in(r, 0, 127);
+		b->cr3 = b->table[3] + 32 * rnd_in(r, 0, 127);
 		b->gpa[0] = b->cr3 + 8 * slot;
 		va |= (uint64_t)slot << 30;
 		first = 1;
@@ -209,11 +282,11 @@ static void build_path(struct built *b, struct rng *r)
 		unsigned level = level_of(b, i);
 		unsigned idx = rnd_in(r, 0, (4096 / b->esize) - 1);
 
-		b->gpa[i] = 0x1000ull * level + idx * b->esize;
+		b->gpa[i] = b->table[level] + idx * b->esize;
 		va |= (uint64_t)idx << shift_of(b, level);
 	}
 	if (b->c.mode != SDM_PAE)
-		b->cr3 = 0x1000ull * n | (rnd(r) & 0x18);  /* PWT/PCD */
+		b->cr3 = b->table[n] | (rnd(r) & 0x18);  /* PWT/PCD */
 	if (b->c.mode == SDM_4LEVEL)
 		va = (uint64_t)((int64_t)(va << 16) >> 16);
 	if (b->c.mode == SDM_5LEVEL)
@@ -225,7 +298,7 @@ static void build_path(struct built *b, struct rng *r)
  * with random ignored bits; the PAE PDPTE has only P, PWT, PCD. */
 static uint64_t upper_entry(const struct built *b, unsigned i, struct rng *r)
 {
-	uint64_t next = 0x1000ull * (level_of(b, i) - 1);
+	uint64_t next = b->table[level_of(b, i) - 1];
 	uint64_t e = next | MV_PTE_P | (rnd(r) & 0x18);
 
 	if (b->c.mode == SDM_PAE && i == 0)
@@ -293,7 +366,7 @@ static void build_entries(struct built *b, unsigned leaf_level,
 	if (b->c.mode >= SDM_4LEVEL)
 		e |= rnd(r) & 0x7ff0000000000000ull;   /* key, ignored */
 	if (b->c.mode == SDM_32BIT && leaf_level == 2 && !b->c.cr4_pse)
-		e = (e & 0xfff) | 0x1000;  /* PS ignored: points at the PT */
+		e = (e & 0xfff) | b->table[1];  /* PS ignored: the PT */
 	b->c.ent[b->leafpos] = e;
 	for (unsigned bit = 0; bit < 3 && b->leafpos > first; bit++) {
 		unsigned i = rnd_in(r, first, b->leafpos - 1);
@@ -334,10 +407,15 @@ static void build_case(const struct family *f, uint64_t index,
 	build_registers(b, sw, &r);
 }
 
+/* Map the case's table pages (zeroed) and write the entries. */
 static void write_entries(const struct built *b)
 {
+	slots_used = 0;
+	for (unsigned l = 1; l <= 5; l++)
+		if (b->table[l] != 1)
+			slot_gpa[slots_used++] = b->table[l];
 	for (unsigned i = 0; i < b->c.nent; i++) {
-		uint8_t *p = (uint8_t *)image + b->gpa[i];
+		uint8_t *p = slot_ptr(b->gpa[i], b->esize);
 
 		if (b->esize == 4) {
 			uint32_t v = (uint32_t)b->c.ent[i];
@@ -352,14 +430,14 @@ static uint64_t read_entry(const struct built *b, unsigned i)
 {
 	uint64_t v = 0;
 
-	memcpy(&v, (uint8_t *)image + b->gpa[i], b->esize);
+	memcpy(&v, slot_ptr(b->gpa[i], b->esize), b->esize);
 	return v;
 }
 
 static void clear_entries(const struct built *b)
 {
 	for (unsigned i = 0; i < b->c.nent; i++)
-		memset((uint8_t *)image + b->gpa[i], 0, b->esize);
+		memset(slot_ptr(b->gpa[i], b->esize), 0, b->esize);
 }
 
 /* Print a failing case before cmocka stops the test. */
@@ -384,30 +462,72 @@ static void describe(const struct built *b, uint64_t index, const char *what)
 		}                                                          \
 	} while (0)
 
+/* SDM 4.9.2 / 4.6.2, from the leaf entry itself: the PAT index (PAT bit 7
+ * of a PTE or 12 of a large page, PCD, PWT) and, in IA-32e modes, the
+ * protection key in bits 62:59. */
+static unsigned leaf_memtype(uint64_t leaf, bool large)
+{
+	return ((leaf >> (large ? 12 : 7) & 1) << 2) | ((leaf >> 4 & 1) << 1) |
+	       (leaf >> 3 & 1);
+}
+
+static unsigned leaf_pkey(const struct built *b, uint64_t leaf)
+{
+	return b->c.mode >= SDM_4LEVEL ? (unsigned)(leaf >> 59) & 15 : 0;
+}
+
+/* The translation fields: the model's, or all 0 when there is none. */
+static void check_translation(const struct built *b, uint64_t index,
+			      const struct sdm_result *m,
+			      const struct mv_walk *w, bool has)
+{
+	uint64_t leaf = b->c.ent[m->used - 1];
+	bool large = m->page_size > 4096;
+	unsigned perm = (m->writable ? MV_PERM_W : 0) |
+			(m->user_page ? MV_PERM_U : 0) |
+			(m->exec_disable ? MV_PERM_NX : 0);
+
+	CHECK(w->gpa == (has ? m->pa : 0), b, index, "gpa");
+	CHECK(w->page_size == (has ? m->page_size : 0), b, index, "page size");
+	CHECK(w->perm == (has ? perm : 0), b, index, "rights");
+	CHECK(w->pkey == (has ? leaf_pkey(b, leaf) : 0), b, index,
+	      "protection key");
+	CHECK(w->memtype == (has ? leaf_memtype(leaf, large) : 0), b, index,
+	      "memory type");
+}
+
 static void check_result(const struct built *b, uint64_t index,
 			 const struct sdm_result *m, const struct mv_walk *w,
 			 unsigned acc)
 {
 	unsigned skip = b->c.mode == SDM_PAE ? 1 : 0;
+	bool denied = m->fault && (m->error_code & MV_PF_P) &&
+		      !(m->error_code & MV_PF_RSVD);
 
 	if (m->fault) {
 		CHECK(w->status == MV_WALK_PF, b, index, "expected #PF");
 		CHECK(w->error_code == m->error_code, b, index, "error code");
+		CHECK(w->leaf == 0, b, index, "no leaf on a fault");
+		check_translation(b, index, m, w, denied);
 	} else {
 		CHECK(w->status == MV_WALK_OK, b, index, "expected success");
-		CHECK(w->gpa == m->pa, b, index, "gpa");
-		CHECK(w->page_size == m->page_size, b, index, "page size");
-		CHECK(!!(w->perm & MV_PERM_W) == m->writable, b, index, "W");
-		CHECK(!!(w->perm & MV_PERM_U) == m->user_page, b, index, "U");
-		CHECK(!!(w->perm & MV_PERM_NX) == m->exec_disable, b, index,
-		      "NX");
-		CHECK(w->leaf == m->after[m->used - 1] ||
-		      (acc & MV_ACC_NO_AD), b, index, "leaf value");
+		CHECK(w->error_code == 0, b, index, "error code on success");
+		check_translation(b, index, m, w, true);
+		CHECK(w->leaf == ((acc & MV_ACC_NO_AD) ? b->c.ent[m->used - 1]
+						      : m->after[m->used - 1]),
+		      b, index, "leaf value");
 	}
+	CHECK(w->level == level_of(b, m->used - 1), b, index, "level");
 	CHECK(w->nr_entries + skip == m->used, b, index, "entries used");
-	for (unsigned i = skip; i < m->used; i++)
+	for (unsigned i = skip; i < m->used; i++) {
+		bool updated = !m->fault && !(acc & MV_ACC_NO_AD);
+
 		CHECK(w->entry_gpa[i - skip] == b->gpa[i], b, index,
 		      "entry address");
+		CHECK(w->entry[i - skip] == (updated ? m->after[i]
+						     : b->c.ent[i]),
+		      b, index, "entry value");
+	}
 }
 
 static void check_memory(const struct built *b, uint64_t index,
@@ -470,12 +590,9 @@ static void run_case(const struct family *f, uint64_t index,
 
 static void run_family(const struct family *f)
 {
-	struct mv_gmem gm;
-	struct mv_gmem_flat flat;
+	struct mv_gmem gm = { sparse_read, sparse_cmpxchg, NULL };
 	uint64_t total = family_cases(f), ran = 0;
 
-	assert_int_equal(mv_gmem_flat_init(&gm, &flat, image, 0, IMAGE_SIZE,
-					   true), 0);
 	assert_true(total >= 1000000);
 	memset(outcomes, 0, sizeof(outcomes));
 	for (uint64_t i = 0; i < total; i += MV_SDM_STRIDE, ran++)

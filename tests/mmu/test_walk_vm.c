@@ -1,5 +1,7 @@
 /* The walker over a VM's guest-physical memory (mv_gmem_vm_init): page
- * tables in RAM, ZERO, SHARED, ROM, MMIO, holes and handler pages. */
+ * tables in RAM, ZERO, SHARED, ROM, MMIO, holes and handler pages; a
+ * SHARED table whose copy the budget refuses; tables and leaves in sparse
+ * RAM far above 4 GiB. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -231,6 +233,133 @@ static void write_handler_sees_the_ad_update(void **state)
 	assert_int_equal(mv_vm_handler_deregister(f->vm, PT), 0);
 }
 
+/* Write distinct frames of @vm from @gpa on until the pool refuses: then the
+ * VM's handy cache is empty and the budget spent. */
+static void exhaust_budget(struct mv_vm *vm, uint64_t gpa)
+{
+	uint64_t one = 1;
+	int rc;
+
+	for (;; gpa += MV_PAGE_SIZE) {
+		assert_true(gpa < RAM_SIZE);
+		rc = mv_vm_phys_write(vm, gpa, &one, sizeof(one));
+		if (rc)
+			break;
+	}
+	assert_int_equal(rc, -MV_EBUDGET);
+}
+
+/* The A bit of a PTE in a SHARED page needs a private copy; with the budget
+ * spent the copy is refused. The walk must say so (the refusal's code),
+ * not report the translation without A/D as if the table were ROM. */
+static void refused_copy_of_a_shared_table_is_an_error(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_host_config cfg = { .budget_pages = 512,
+				      .overcommit = MV_OVERCOMMIT_ALLOW };
+	struct mv_host *host;
+	struct mv_vm *a, *b;
+	struct mv_walk w;
+	int rc;
+
+	mv_vm_destroy(f->vm);
+	mv_host_destroy(f->host);
+	assert_int_equal(mv_host_create(&cfg, &host), 0);
+	f->host = host;
+	a = make_vm(f);
+	b = make_vm(f);
+	f->vm = a;
+	build_tables(a, PT);
+	build_tables(b, PT);
+	assert_int_equal(mv_vm_share_pages(a, PT >> 12, b, PT >> 12), 0);
+	exhaust_budget(a, 0x100000);
+	init_paging(f, a, PML4);
+	for (unsigned acc = 0; acc <= MV_ACC_WRITE; acc += MV_ACC_WRITE) {
+		memset(&w, 0x5a, sizeof(w));
+		rc = mv_walk(&f->pg, &f->gm, VA, acc, &w);
+		assert_int_equal(rc, -MV_EBUDGET);
+		assert_int_equal(w.status, MV_WALK_ERROR);
+		assert_int_equal(w.gpa, 0);
+		assert_int_equal(w.page_size, 0);
+		assert_int_equal(w.leaf, 0);
+		assert_int_equal(w.perm, 0);
+		assert_int_equal(w.error_code, 0);
+		assert_int_equal(w.nr_entries, 4);
+		assert_int_equal(w.entry_gpa[3], PT);
+		assert_int_equal(mv_page_state(mv_vm_page(a, PT >> 12)),
+				 MV_PAGE_SHARED);
+		assert_int_equal(get(a, PT), FRAME | TABLE);  /* no A, no D */
+		assert_int_equal(get(b, PT), FRAME | TABLE);
+	}
+	/* A probe writes nothing, so needs no copy. */
+	assert_int_equal(mv_walk(&f->pg, &f->gm, VA, MV_ACC_NO_AD, &w),
+			 MV_WALK_OK);
+	/* Room again (the other VM goes): the same walk completes. */
+	mv_vm_destroy(b);
+	assert_int_equal(mv_walk(&f->pg, &f->gm, VA, MV_ACC_WRITE, &w),
+			 MV_WALK_OK);
+	assert_int_equal(get(a, PT), FRAME | TABLE | MV_PTE_A | MV_PTE_D);
+	assert_int_equal(w.leaf, FRAME | TABLE | MV_PTE_A | MV_PTE_D);
+	assert_int_equal(mv_page_state(mv_vm_page(a, PT >> 12)),
+			 MV_PAGE_ALLOCATED);
+}
+
+/* RAM in three small ranges: at 0, just above 4 GiB and near 2^46; every
+ * table lies in a high range and the leaf too. Cutting a long-mode table
+ * pointer (or CR3) to 32 bits sends the walk into low RAM, where the
+ * entries are different. */
+static void tables_far_above_4g(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t hi1 = 0x100000000ull + 0x200000;  /* 4 GiB + 2 MiB */
+	const uint64_t hi2 = 0x3fff00000000ull;          /* near 2^46 */
+	struct mv_vm_range ranges[] = {
+		{ .type = MV_PAGE_RAM, .gpa = 0, .size = 1u << 20,
+		  .name = "low" },
+		{ .type = MV_PAGE_RAM, .gpa = hi1, .size = 1u << 20,
+		  .name = "above 4G" },
+		{ .type = MV_PAGE_RAM, .gpa = hi2, .size = 4u << 20,
+		  .name = "near 2^46" },
+	};
+	struct mv_vm_config cfg = { .ranges = ranges, .nranges = 3 };
+	const uint64_t pml4 = hi2 + 0x3000, pdpt = hi1 + 0x5000;
+	const uint64_t pd = hi2 + 0x7000, pt = hi1 + 0x9000;
+	const uint64_t frame = hi2 + 0x200000, va = 0x7f0012345678ull;
+	struct mv_vm *vm;
+	struct mv_walk w;
+
+	assert_int_equal(mv_vm_create(f->host, &cfg, &vm), 0);
+	/* Decoys where 32-bit-cut pointers would land: present entries to a
+	 * wrong frame. */
+	for (uint64_t t = 0x3000; t <= 0x9000; t += 0x2000)
+		for (unsigned i = 0; i < 512; i++)
+			put(vm, t + 8 * i, 0x1000 | TABLE);
+	put(vm, pml4 + 8 * ((va >> 39) & 511), pdpt | TABLE);
+	put(vm, pdpt + 8 * ((va >> 30) & 511), pd | TABLE);
+	put(vm, pd + 8 * ((va >> 21) & 511), pt | TABLE);
+	put(vm, pt + 8 * ((va >> 12) & 511),
+	    frame | TABLE | MV_PTE_PCD | (11ull << 59));
+	init_paging(f, vm, pml4);
+	assert_int_equal(mv_walk(&f->pg, &f->gm, va, MV_ACC_WRITE, &w),
+			 MV_WALK_OK);
+	assert_int_equal(w.gpa, frame | (va & 0xfff));
+	assert_int_equal(w.page_size, MV_PAGE_SIZE);
+	assert_int_equal(w.level, 1);
+	assert_int_equal(w.nr_entries, 4);
+	assert_int_equal(w.entry_gpa[0], pml4 + 8 * ((va >> 39) & 511));
+	assert_int_equal(w.entry_gpa[1], pdpt + 8 * ((va >> 30) & 511));
+	assert_int_equal(w.entry_gpa[2], pd + 8 * ((va >> 21) & 511));
+	assert_int_equal(w.entry_gpa[3], pt + 8 * ((va >> 12) & 511));
+	assert_int_equal(w.perm, MV_PERM_W | MV_PERM_U);
+	assert_int_equal(w.pkey, 11);
+	assert_int_equal(w.memtype, 2);  /* PCD */
+	assert_int_equal(w.leaf, frame | TABLE | MV_PTE_PCD | (11ull << 59) |
+				 MV_PTE_A | MV_PTE_D);
+	assert_int_equal(get(vm, w.entry_gpa[3]), w.leaf);
+	assert_true(get(vm, w.entry_gpa[0]) & MV_PTE_A);
+	mv_vm_destroy(vm);
+}
+
 static void null_arguments(void **state)
 {
 	struct fixture *f = *state;
@@ -249,6 +378,8 @@ int main(void)
 		T(rom_table_walks_without_ad),
 		T(mmio_and_holes_are_not_ram),
 		T(write_handler_sees_the_ad_update),
+		T(refused_copy_of_a_shared_table_is_an_error),
+		T(tables_far_above_4g),
 		T(null_arguments),
 #undef T
 	};

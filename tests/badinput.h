@@ -2,11 +2,25 @@
  *
  * A table is a macro BAD_CASES(X) listing X(wanted return code, call). A
  * case runner built with BADINPUT_RUN(i, name, want) runs case @i only and
- * returns its result, or 1 past the last case. Include after <cmocka.h>. */
+ * returns its result, or BADINPUT_END past the last case; the loop over
+ * the cases checks that it ran BADINPUT_NCASES of them. Include after
+ * <cmocka.h>. */
 #ifndef MV_TESTS_BADINPUT_H
 #define MV_TESTS_BADINPUT_H
 
+#include <limits.h>
+
 #include <memvisor/error.h>
+
+/* No call returns it: not 0, not a positive result (MV_VM_SLOW_PATH,
+ * MV_WALK_PF and MV_HANDLER_DEFAULT are 1), not a -MV_E code or -errno.
+ * The end of a table was once 1, so a case regressing to 1 silently ended
+ * the table there. */
+#define BADINPUT_END INT_MIN
+
+#define BADINPUT_COUNT_(w, call) +1
+/* The number of cases in the table BAD_CASES (expanded where used). */
+#define BADINPUT_NCASES (0 BAD_CASES(BADINPUT_COUNT_))
 
 #define BADINPUT_CASE_(w, call)       \
 	if (badinput_i == badinput_k++) { \
@@ -22,7 +36,7 @@
 		const char **badinput_name = (name);     \
 		int *badinput_want = (want);             \
 		BAD_CASES(BADINPUT_CASE_)                \
-		return 1;                                \
+		return BADINPUT_END;                     \
 	} while (0)
 
 /* Fail naming the call when it did not return what the table wants. */

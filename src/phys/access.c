@@ -48,7 +48,7 @@ static int read_default(struct mv_vm *vm, const struct phys_range *r,
 	src = page_read_ptr(vm, p);
 	if (!src)
 		return -MV_EINTERNAL;
-	memcpy(buf, src + page_off(gpa), len);
+	memmove(buf, src + page_off(gpa), len);  /* @buf may be guest memory */
 	return 0;
 }
 
@@ -74,7 +74,8 @@ static int write_default(struct mv_vm *vm, const struct phys_range *r,
 	dst = vm_page_ptr(vm, p->host_id);
 	if (!dst)
 		return -MV_EINTERNAL;
-	memcpy(dst + page_off(gpa), buf, len);
+	/* The source may be this very page (a pointer from gpa_to_hva). */
+	memmove(dst + page_off(gpa), buf, len);
 	track_written(vm, p, gpa, dst + page_off(gpa), len);
 	return 0;
 }
@@ -134,12 +135,8 @@ static int write_piece(struct mv_vm *vm, uint64_t gpa, const void *buf,
 static int walk(struct mv_vm *vm, uint64_t gpa, uint8_t *buf, size_t len,
 		int write)
 {
-	int rc;
+	int rc = 0;
 
-	mv_vm_lock(vm);
-	rc = vm_busy(vm, write);
-	if (!rc)
-		rc = span_check(vm, gpa, len);
 	while (!rc && len) {
 		size_t n = MV_PAGE_SIZE - page_off(gpa);
 
@@ -151,21 +148,45 @@ static int walk(struct mv_vm *vm, uint64_t gpa, uint8_t *buf, size_t len,
 		buf += n;
 		len -= n;
 	}
-	mv_vm_unlock(vm);
 	return rc;
 }
 
 int mv_vm_phys_read(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len)
 {
+	int rc;
+
 	if (!vm || (!buf && len))
 		return -MV_EINVAL;
-	return walk(vm, gpa, buf, len, 0);
+	mv_vm_lock(vm);
+	rc = vm_busy(vm, 0);
+	if (!rc)
+		rc = span_check(vm, gpa, len);
+	if (!rc)
+		rc = walk(vm, gpa, buf, len, 0);
+	mv_vm_unlock(vm);
+	return rc;
 }
 
+/* Pages and source are settled first (write_plan.c): an allocation
+ * refusal then fails the write before its first byte. */
 int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 		     size_t len)
 {
+	struct write_plan wp;
+	int rc;
+
 	if (!vm || (!buf && len))
 		return -MV_EINVAL;
-	return walk(vm, gpa, (uint8_t *)buf, len, 1);
+	mv_vm_lock(vm);
+	rc = vm_busy(vm, 1);
+	if (!rc)
+		rc = span_check(vm, gpa, len);
+	if (!rc)
+		rc = write_plan_begin(vm, gpa, &buf, len, &wp);
+	if (!rc) {
+		rc = walk(vm, gpa, (uint8_t *)buf, len, 1);
+		write_plan_end(vm, &wp);
+	}
+	mv_vm_unlock(vm);
+	return rc;
 }

@@ -51,13 +51,23 @@ static int handy_pick(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 			     MV_ALLOC_ZEROED, out);
 }
 
+/* Refill below the low mark; an empty cache refills whatever the low mark
+ * (it may be 0). */
+int handy_top_up(struct mv_vm *vm)
+{
+	if (vm->nhandy < vm->handy_low || vm->nhandy == 0)
+		return handy_refill(vm);
+	return 0;
+}
+
 int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 {
-	int rc = 0;
+	/* A write planned its pages: they come first. */
+	int rc = write_plan_take(vm, gfn, out);
 
-	/* An empty cache refills whatever the low mark (it may be 0). */
-	if (vm->nhandy < vm->handy_low || vm->nhandy == 0)
-		rc = handy_refill(vm);
+	if (rc != -MV_ENOENT)
+		return rc;
+	rc = handy_top_up(vm);
 	if (vm->nhandy == 0)
 		return rc ? rc : -MV_ENOMEM;
 	return handy_pick(vm, gfn, out);

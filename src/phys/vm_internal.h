@@ -59,6 +59,14 @@ struct mv_vm_request {
 	atomic_int done;
 };
 
+/* A write's pages and source, settled before it starts (write_plan.c). */
+struct write_plan {
+	mv_page_id *ids;         /* pages allocated for it */
+	uint64_t n, used;
+	uint8_t *stage;          /* copy of a source at risk, or NULL */
+	struct write_plan *outer;
+};
+
 struct mv_vm {
 	struct mv_host *host;
 	mv_vmid id;
@@ -75,6 +83,7 @@ struct mv_vm {
 	void *notify_opaque;
 	mv_vm_track_fn track;
 	void *track_opaque;
+	struct write_plan *plan;         /* innermost write in progress */
 	/* Hooks running on the lock holder's thread (see vm_busy). */
 	uint32_t in_notify, in_track;
 	struct mapcache map;
@@ -121,8 +130,15 @@ void vm_notify(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 void track_written(struct mv_vm *vm, const struct mv_page *p, uint64_t gpa,
 		   const void *bytes, size_t len);
 
+/* write_plan.c */
+int write_plan_begin(struct mv_vm *vm, uint64_t gpa, const void **buf,
+		     size_t len, struct write_plan *wp);
+void write_plan_end(struct mv_vm *vm, struct write_plan *wp);
+int write_plan_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
+
 /* handy.c */
 int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
+int handy_top_up(struct mv_vm *vm);
 int handy_give(struct mv_vm *vm, const mv_page_id *ids, uint32_t n);
 void handy_release_all(struct mv_vm *vm);
 

@@ -172,7 +172,7 @@ static void bad_input_table(void **state)
 
 		snap(&before);
 		rc = run_case(n, &name, &want);
-		if (rc == 1)
+		if (rc == BADINPUT_END)
 			break;
 		badinput_expect(name, rc, want);
 		snap(&after);
@@ -180,6 +180,7 @@ static void bad_input_table(void **state)
 			fail_msg("%s changed something", name);
 		assert_int_equal(pool_check(B->host), 0);
 	}
+	assert_int_equal(n, BADINPUT_NCASES);
 	assert_int_equal(n, 36);
 	fx_teardown((void **)&B);
 }

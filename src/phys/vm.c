@@ -164,8 +164,10 @@ struct mv_host *mv_vm_host(const struct mv_vm *vm)
 
 void mv_vm_lock(struct mv_vm *vm)
 {
-	if (vm)
-		pthread_mutex_lock(&vm->lock);
+	if (!vm)
+		return;
+	mmu_thread_quiesce();
+	pthread_mutex_lock(&vm->lock);
 }
 
 void mv_vm_unlock(struct mv_vm *vm)

@@ -10,4 +10,9 @@
 void *vm_mmu_get(struct mv_vm *vm);
 void vm_mmu_set(struct mv_vm *vm, void *mmu, void (*destroy)(void *mmu));
 
+/* Implemented by src/mmu/flush.c: the calling thread stops using host
+ * pointers of its vCPUs (it is about to take the VM lock, and may block on
+ * it while a flush waits for those vCPUs). */
+void mmu_thread_quiesce(void);
+
 #endif

@@ -1,0 +1,81 @@
+/* Fast invalidation of every shadow page (KVM's valid generation): one
+ * bump of valid_gen makes every page obsolete. sp_find skips obsolete
+ * pages, vCPUs see that their root is obsolete and load a fresh one at
+ * their next access, and the obsolete pages are freed afterwards in
+ * bounded batches, with the VM lock dropped between batches, so that no
+ * caller waits for a whole teardown. */
+#include "mmu/shadow.h"
+
+#define RECLAIM_BATCH 256
+
+bool root_current(const struct mv_vcpu *v)
+{
+	const struct sp *root = v->root.sp;
+
+	return root && !v->root_stale && root->gen == atomic_load(&v->mmu->valid_gen) &&
+	       !__atomic_load_n(&root->zapped, __ATOMIC_ACQUIRE);
+}
+
+void zap_all_locked(struct mv_mmu *m)
+{
+	atomic_fetch_add(&m->valid_gen, 1);
+	m->obsolete = m->in_use;
+	m->st.zap_alls++;
+	mmu_shootdown(m, REQ_TLB_FLUSH);
+}
+
+/* Free up to @max obsolete pages, oldest first; pinned roots wait. */
+uint32_t reclaim_obsolete(struct mv_mmu *m, uint32_t max)
+{
+	uint32_t n = 0;
+
+	for (struct sp *sp = m->lru_head, *next; sp && n < max && m->obsolete;
+	     sp = next) {
+		next = sp->lru_next;
+		if (sp->gen != m->valid_gen && !sp->root_count) {
+			sp_zap(m, sp);
+			n++;
+		}
+	}
+	sp_commit_zap(m);
+	return n;
+}
+
+int mv_mmu_reclaim_obsolete(struct mv_vm *vm, uint32_t max, uint32_t *freed)
+{
+	struct mv_mmu *m;
+	uint32_t n = 0;
+
+	if (!vm || !max)
+		return -MV_EINVAL;
+	mv_vm_lock(vm);
+	m = mmu_of(vm);
+	if (m)
+		n = reclaim_obsolete(m, max);
+	mv_vm_unlock(vm);
+	if (freed)
+		*freed = n;
+	return m ? 0 : -MV_ENOENT;
+}
+
+int mv_mmu_zap_all(struct mv_vm *vm, uint32_t batch)
+{
+	struct mv_mmu *m;
+	uint32_t n;
+
+	if (!vm)
+		return -MV_EINVAL;
+	mv_vm_lock(vm);
+	m = mmu_of(vm);
+	if (m)
+		zap_all_locked(m);
+	mv_vm_unlock(vm);
+	if (!m)
+		return -MV_ENOENT;
+	do {
+		mv_vm_lock(vm);
+		n = reclaim_obsolete(m, batch ? batch : RECLAIM_BATCH);
+		mv_vm_unlock(vm);
+	} while (n);
+	return 0;
+}

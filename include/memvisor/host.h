@@ -146,6 +146,10 @@ int mv_host_vm_set_mover(struct mv_host *host, mv_vmid vm, mv_host_move_fn fn,
 
 enum mv_alloc_flags {
 	MV_ALLOC_ZEROED = 1u << 0,  /* content must read as zeros */
+	/* Have the kernel back the pages now, in runs (fallocate on the
+	 * memfd, MADV_POPULATE_WRITE on seeded memory), instead of one page
+	 * fault per page at first write: for pages about to be written. */
+	MV_ALLOC_POPULATE = 1u << 1,
 };
 
 /* Allocate @count private pages for @vm, charged to @kind; ids go to @ids.

@@ -1,5 +1,7 @@
 /* Private pages: batch allocation and free, one lock round-trip each. */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pool.h"
 
@@ -98,6 +100,40 @@ static int alloc_locked(struct mv_host *h, mv_vmid vm, enum mv_account_kind kind
 	return 0;
 }
 
+/* Back @n bytes at page @first of its chunk with memory now. */
+static void populate_run(struct mv_host *h, mv_page_id first, uint32_t n)
+{
+	struct chunk *c = chunk_of(h, first);
+	size_t off = (size_t)mv_page_index(first) << MV_PAGE_SHIFT;
+	size_t len = (size_t)n << MV_PAGE_SHIFT;
+
+	if (c->flags & CHUNK_SEEDED)
+		(void)madvise(c->base + off, len, MADV_POPULATE_WRITE);
+	else
+		(void)fallocate(h->memfd, FALLOC_FL_KEEP_SIZE,
+				(off_t)((uint64_t)c->id * MV_CHUNK_SIZE + off),
+				(off_t)len);
+}
+
+/* The pages are ours (no lock needed); ids of one chunk come in runs,
+ * ascending or descending (take_pages sorts zeroed pages to the back). */
+static void populate(struct mv_host *h, const mv_page_id *ids, uint32_t count)
+{
+	mv_page_id first = ids[0], last = ids[0];
+
+	for (uint32_t i = 1; i <= count; i++) {
+		if (i < count && mv_page_chunk(ids[i]) == mv_page_chunk(first) &&
+		    (ids[i] == last + 1 || ids[i] + 1 == first)) {
+			first = ids[i] < first ? ids[i] : first;
+			last = ids[i] > last ? ids[i] : last;
+			continue;
+		}
+		populate_run(h, first, last - first + 1);
+		if (i < count)
+			first = last = ids[i];
+	}
+}
+
 int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 		  uint32_t count, const uint64_t *gfns, unsigned flags,
 		  mv_page_id *ids)
@@ -107,7 +143,7 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 	int rc;
 
 	if (!host || !ids || !count || (unsigned)kind >= MV_ACCOUNT_KINDS ||
-	    (flags & ~(unsigned)MV_ALLOC_ZEROED))
+	    (flags & ~(unsigned)(MV_ALLOC_ZEROED | MV_ALLOC_POPULATE)))
 		return -MV_EINVAL;
 	for (uint32_t i = 0; gfns && i < count; i++)
 		if (!desc_gfn_valid(gfns[i]))
@@ -116,8 +152,10 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 	rc = alloc_locked(host, vm, kind, count, gfns, zero, ids, &dirty);
 	pool_unlock(host);
 	/* The pages are ours now: clear them without holding the lock. */
-	for (uint32_t i = 0; zero && i < dirty; i++)
+	for (uint32_t i = 0; !rc && zero && i < dirty; i++)
 		memset(mv_host_page_ptr(host, ids[i]), 0, MV_PAGE_SIZE);
+	if (!rc && (flags & MV_ALLOC_POPULATE))
+		populate(host, ids, count);
 	return rc;
 }
 

@@ -16,7 +16,7 @@ static int handy_refill(struct mv_vm *vm)
 
 	while (want) {
 		rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, want,
-				   NULL, MV_ALLOC_ZEROED,
+				   NULL, MV_ALLOC_ZEROED | MV_ALLOC_POPULATE,
 				   vm->handy + vm->nhandy);
 		if (!rc) {
 			vm->nhandy += want;

@@ -279,6 +279,51 @@ static void test_seeded_pages_given_back(void **state)
 	munmap(mem, MV_CHUNK_SIZE);
 }
 
+/* MV_ALLOC_POPULATE backs exactly the pages allocated, before any write:
+ * the free pages between them stay holes (runs of ascending and of
+ * descending ids, split where a page is missing). */
+static void test_populate_backs_exactly_the_pages(void **state)
+{
+	struct mv_host *h = pool(0);
+	mv_vmid vm = vm_new(h, N);
+	mv_page_id ids[MV_CHUNK_PAGES], gaps[MV_CHUNK_PAGES], got[MV_CHUNK_PAGES];
+	uint32_t k = 0, n = 0;
+	uint64_t before;
+
+	(void)state;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES, NULL,
+				       0, ids), 0);
+	assert_int_equal(memfd_bytes(h), 0);
+	/* Free (punch) runs of 1..5 pages with gaps of 1..3 kept. */
+	for (uint32_t i = 0; i < MV_CHUNK_PAGES;) {
+		uint32_t run = i % 5 + 1, gap = i % 3 + 1;
+
+		for (uint32_t j = 0; j < run && i < MV_CHUNK_PAGES; j++)
+			gaps[k++] = ids[i++];
+		i += gap;
+	}
+	assert_int_equal(mv_host_free(h, vm, k, gaps), 0);
+	before = memfd_bytes(h);
+	/* Take back a part of the freed pages, in free-list order. */
+	n = k / 2 + 3;
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, n, NULL,
+				       MV_ALLOC_ZEROED | MV_ALLOC_POPULATE, got), 0);
+	print_message("populate %u pages: %lu -> %lu KiB\n", n, before >> 10,
+		      memfd_bytes(h) >> 10);
+	assert_int_equal(memfd_bytes(h), before + (uint64_t)n * MV_PAGE_SIZE);
+	/* The same again over fresh chunks, one call over two chunks. */
+	mv_page_id *big = malloc(3 * MV_CHUNK_PAGES / 2 * sizeof(*big));
+
+	before = memfd_bytes(h);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 3 * MV_CHUNK_PAGES / 2,
+				       NULL, MV_ALLOC_POPULATE, big), 0);
+	assert_int_equal(memfd_bytes(h),
+			 before + 3ull * MV_CHUNK_PAGES / 2 * MV_PAGE_SIZE);
+	assert_int_equal(pool_check(h), 0);
+	free(big);
+	mv_host_destroy(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_punched_pages_read_zero),
 		cmocka_unit_test(test_share_put_and_destroy_return_memory),
 		cmocka_unit_test(test_seeded_pages_given_back),
+		cmocka_unit_test(test_populate_backs_exactly_the_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

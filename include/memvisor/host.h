@@ -118,7 +118,11 @@ int mv_host_vm_reserve(struct mv_host *host, mv_vmid vm,
 /* Close an account: frees every private page it owns. -MV_EBUSY (and no
  * change) while it still holds shared-page references or a move of one of
  * its pages is in flight; mv_host_vm_set_mover(NULL) first waits for those
- * moves and stops new ones, so a destroy after it never meets a move. */
+ * moves and stops new ones, so a destroy after it never meets a move.
+ * -MV_ENOENT for an unknown handle. Then it defragments, at most
+ * MV_HOST_DESTROY_DEFRAG_MOVES moves through the other VMs' movers: call
+ * it holding no VM lock (as mv_host_defragment). */
+#define MV_HOST_DESTROY_DEFRAG_MOVES MV_CHUNK_PAGES
 int mv_host_vm_destroy(struct mv_host *host, mv_vmid vm);
 
 /* Called by the pool, with none of its locks held, when it wants to move
@@ -226,6 +230,19 @@ int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id);
  * Chunks that become empty are returned to the host. */
 int mv_host_defragment(struct mv_host *host, uint32_t max_moves,
 		       uint32_t *moved);
+
+/* Start the idle defragmenter: a thread that wakes every @period_ms and,
+ * when at least a chunk's worth of free pages is scattered over partly
+ * used private chunks, runs mv_host_defragment(@max_moves). Movers are
+ * then called on that thread. -MV_EINVAL (NULL, 0 period or moves),
+ * -MV_EBUSY (already running), or a negated errno of pthread_create; no
+ * change on error. Any thread. */
+int mv_host_defrag_start(struct mv_host *host, uint32_t period_ms,
+			 uint32_t max_moves);
+/* Stop it and wait for its pass in flight (so the caller must hold no
+ * lock a mover takes). -MV_ESTATE when it does not run, -MV_EBUSY from
+ * the worker's own thread (a mover). mv_host_destroy stops it too. */
+int mv_host_defrag_stop(struct mv_host *host);
 
 /* ---- statistics ------------------------------------------------------- */
 

@@ -223,5 +223,9 @@ int mv_host_vm_destroy(struct mv_host *host, mv_vmid vm)
 	else
 		account_close(host, vm);
 	pool_unlock(host);
+	/* Its pages are gone, leaving holes in chunks other VMs keep: fill
+	 * them from the emptiest chunks, a bounded number of moves. */
+	if (!rc)
+		mv_host_defragment(host, MV_HOST_DESTROY_DEFRAG_MOVES, NULL);
 	return rc;
 }

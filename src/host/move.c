@@ -42,14 +42,21 @@ bool move_in_mover(const struct mv_host *h, mv_vmid vm)
 	return in_mover && in_mover_host == h && in_mover->vm == vm;
 }
 
-/* A target for a page of @arg: another chunk at least as full. Moving a
- * page from the emptier of two equally full chunks still helps: one of
- * them can then empty. */
+struct target {
+	const struct chunk *src;
+	mv_vmid owner;      /* whose page moves */
+};
+
+/* A target for a page of @t->owner in @t->src: another chunk at least as
+ * full, that is the owner's own or nobody's (affinity: a VM's page never
+ * moves into another VM's chunk). Moving a page from the emptier of two
+ * equally full chunks still helps: one of them can then empty. */
 static bool fuller_than(struct chunk *c, void *arg)
 {
-	const struct chunk *src = arg;
+	const struct target *t = arg;
 
-	return c != src && c->free_count <= src->free_count;
+	return c != t->src && c->free_count <= t->src->free_count &&
+	       (c->affinity == 0 || c->affinity == t->owner);
 }
 
 static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
@@ -66,7 +73,8 @@ static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
 	a = h->vms[desc_owner(*d)];
 	if (!a->mover)
 		return -MV_ESTATE;
-	dst = fs_find_private(h, false, fuller_than, c);
+	dst = fs_find_private(h, false, fuller_than,
+			      &(struct target){ c, desc_owner(*d) });
 	if (!dst)
 		return -MV_ENOENT;
 	if (budget_check(h, 1))
@@ -174,7 +182,7 @@ int mv_host_move_page(struct mv_host *host, mv_page_id id, mv_page_id *new_id)
 }
 
 struct room {
-	const struct chunk *src;
+	struct target t;
 	uint64_t free;
 };
 
@@ -182,16 +190,17 @@ static bool sum_room(struct chunk *c, void *arg)
 {
 	struct room *r = arg;
 
-	if (fuller_than(c, (void *)r->src))
+	if (fuller_than(c, &r->t))
 		r->free += c->free_count;
 	return false;
 }
 
-/* Worth vacating: not skipped, and fuller chunks have room for its pages. */
+/* Worth vacating: not skipped, and fuller chunks that may take its pages
+ * (its VM's own, or nobody's) have room for them. */
 static bool vacatable(struct chunk *c, void *arg)
 {
 	struct mv_host *h = arg;
-	struct room r = { c, 0 };
+	struct room r = { { c, c->affinity }, 0 };
 
 	if (c->flags & CHUNK_SKIP)
 		return false;

@@ -63,6 +63,12 @@ static int locks_init(struct mv_host *h)
 	if (rc)
 		return rc;
 	rc = pthread_cond_init(&h->moves_done, NULL);
+	if (!rc && (rc = pthread_mutex_init(&h->worker_lock, NULL)))
+		pthread_cond_destroy(&h->moves_done);
+	if (!rc && (rc = pthread_cond_init(&h->worker_wake, NULL))) {
+		pthread_mutex_destroy(&h->worker_lock);
+		pthread_cond_destroy(&h->moves_done);
+	}
 	if (rc)
 		pthread_mutex_destroy(&h->lock);
 	return -rc;
@@ -105,6 +111,7 @@ void mv_host_destroy(struct mv_host *host)
 {
 	if (!host)
 		return;
+	worker_stop_if_running(host);
 	chunk_release_all(host);
 	for (uint32_t vm = 1; vm <= MV_HOST_MAX_VMS; vm++)
 		free(host->vms[vm]);
@@ -117,6 +124,8 @@ void mv_host_destroy(struct mv_host *host)
 	free(host->seeds);
 	free(host->seed_ranges);
 	pthread_cond_destroy(&host->moves_done);
+	pthread_cond_destroy(&host->worker_wake);
+	pthread_mutex_destroy(&host->worker_lock);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
 }

@@ -105,6 +105,14 @@ struct mv_host {
 	mv_vmid live[MV_HOST_MAX_VMS];  /* handles in use, unordered */
 	uint32_t nvms;
 
+	/* The idle defragmenter (defrag_worker.c), under worker_lock. */
+	pthread_mutex_t worker_lock;
+	pthread_cond_t worker_wake;
+	pthread_t worker;
+	bool worker_on, worker_stop;
+	uint32_t worker_period_ms, worker_max_moves;
+	uint64_t worker_runs;
+
 	/* Counters (pages unless named otherwise). */
 	uint64_t reserved;
 	uint64_t private_pages;
@@ -245,6 +253,10 @@ int pool_free_batch(struct mv_host *h, mv_vmid vm, uint32_t count,
 /* True when the calling thread is inside @vm's mover (set_mover must not
  * wait for its own move). */
 bool move_in_mover(const struct mv_host *h, mv_vmid vm);
+
+/* ---- defrag_worker.c -------------------------------------------------- */
+/* Stop the idle defragmenter if it runs (mv_host_destroy). */
+void worker_stop_if_running(struct mv_host *h);
 
 /* ---- check.c -------------------------------------------------------------- */
 /* Recount everything from the descriptors and compare with the counters,

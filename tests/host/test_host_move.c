@@ -177,6 +177,146 @@ static void test_defragment_vacates_and_releases(void **state)
 	teardown(o);
 }
 
+/* Affinity: A's chunk 1 (112 pages used) is vacated into A's own chunk 3
+ * (200 free), never into B's fuller chunk 2 (50 free). */
+static void test_defragment_keeps_affinity(void **state)
+{
+	struct owner *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	uint64_t gfns[2 * MV_CHUNK_PAGES];
+	uint32_t moved = 0;
+
+	(void)state;
+	a->h = b->h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	a->vm = vm_new(a->h, NGFN);
+	b->vm = vm_new(b->h, NGFN);
+	for (uint64_t g = 0; g < 2 * MV_CHUNK_PAGES; g++)
+		gfns[g] = g;
+	assert_int_equal(mv_host_alloc(a->h, a->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns, 0, a->map), 0);
+	assert_int_equal(mv_host_alloc(b->h, b->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns, 0, b->map), 0);
+	assert_int_equal(mv_host_alloc(a->h, a->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns + MV_CHUNK_PAGES, 0,
+				       a->map + MV_CHUNK_PAGES), 0);
+	assert_int_equal(mv_page_chunk(b->map[0]), 2);
+	for (uint64_t g = 0; g < 2 * MV_CHUNK_PAGES; g++)
+		fill(a, g);
+	assert_int_equal(mv_host_free(a->h, a->vm, 400, a->map), 0);
+	assert_int_equal(mv_host_free(b->h, b->vm, 50, b->map), 0);
+	assert_int_equal(mv_host_free(a->h, a->vm, 200, a->map + MV_CHUNK_PAGES), 0);
+	for (uint64_t g = 0; g < 400; g++)
+		a->map[g] = MV_NIL_PAGE;
+	for (uint64_t g = 0; g < 50; g++)
+		b->map[g] = MV_NIL_PAGE;
+	for (uint64_t g = MV_CHUNK_PAGES; g < MV_CHUNK_PAGES + 200; g++)
+		a->map[g] = MV_NIL_PAGE;
+	assert_int_equal(mv_host_vm_set_mover(a->h, a->vm, mover, a), 0);
+	assert_int_equal(mv_host_vm_set_mover(b->h, b->vm, mover, b), 0);
+	assert_int_equal(mv_host_defragment(a->h, 1000, &moved), 0);
+	assert_int_equal(moved, 112);
+	assert_int_equal(b->calls, 0);
+	for (uint64_t g = 0; g < 2 * MV_CHUNK_PAGES; g++)
+		if (a->map[g])
+			assert_int_equal(mv_page_chunk(a->map[g]), 3);
+	assert_null(a->h->table[1]);           /* vacated and released */
+	assert_int_equal(a->h->table[2]->free_count, 50);
+	check_all(a);
+	for (uint64_t g = 0; g < NGFN; g++)
+		if (b->map[g])
+			assert_int_equal(mv_page_chunk(b->map[g]), 2);
+	mv_host_destroy(a->h);
+	free(a);
+	free(b);
+}
+
+/* B: chunk 1 (112 used) and chunk 3 (312 used); A: chunk 2, full. */
+static struct owner *two_vms(struct owner **bp)
+{
+	struct owner *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	uint64_t gfns[2 * MV_CHUNK_PAGES];
+
+	a->h = b->h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	a->vm = vm_new(a->h, NGFN);
+	b->vm = vm_new(b->h, NGFN);
+	for (uint64_t g = 0; g < 2 * MV_CHUNK_PAGES; g++)
+		gfns[g] = g;
+	assert_int_equal(mv_host_alloc(b->h, b->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns, 0, b->map), 0);
+	assert_int_equal(mv_host_alloc(a->h, a->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns, 0, a->map), 0);
+	assert_int_equal(mv_host_alloc(b->h, b->vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES,
+				       gfns + MV_CHUNK_PAGES, 0,
+				       b->map + MV_CHUNK_PAGES), 0);
+	for (uint64_t g = 0; g < 2 * MV_CHUNK_PAGES; g++)
+		fill(b, g);
+	assert_int_equal(mv_host_free(b->h, b->vm, 400, b->map), 0);
+	assert_int_equal(mv_host_free(b->h, b->vm, 200, b->map + MV_CHUNK_PAGES), 0);
+	for (uint64_t g = 0; g < 400; g++)
+		b->map[g] = MV_NIL_PAGE;
+	for (uint64_t g = MV_CHUNK_PAGES; g < MV_CHUNK_PAGES + 200; g++)
+		b->map[g] = MV_NIL_PAGE;
+	assert_int_equal(mv_host_vm_set_mover(b->h, b->vm, mover, b), 0);
+	*bp = b;
+	return a;
+}
+
+/* Destroying A runs a bounded defragmentation by itself: B's 112 pages
+ * leave chunk 1 for chunk 3, and only chunk 3 is left. */
+static void test_destroy_defragments(void **state)
+{
+	struct owner *b, *a = two_vms(&b);
+	struct mv_host_stats st;
+
+	(void)state;
+	assert_int_equal(mv_host_vm_destroy(a->h, a->vm), 0);
+	assert_int_equal(mv_host_get_stats(a->h, &st), 0);
+	assert_int_equal(st.chunks, 1);
+	assert_int_equal(st.pages_moved, 112);
+	assert_int_equal(b->calls, 112);
+	check_all(b);
+	mv_host_destroy(a->h);
+	free(a);
+	free(b);
+}
+
+/* The idle worker does the same on its own once started; stop waits for
+ * it; start twice and stop twice are refused. */
+static void test_idle_worker_defragments(void **state)
+{
+	struct owner *b, *a = two_vms(&b);
+	struct mv_host_stats st;
+
+	(void)state;
+	assert_int_equal(mv_host_vm_set_mover(a->h, a->vm, NULL, NULL), 0);
+	/* A's full chunk goes, without the destroy's own pass. */
+	assert_int_equal(mv_host_free(a->h, a->vm, MV_CHUNK_PAGES, a->map), 0);
+	assert_int_equal(mv_host_get_stats(a->h, &st), 0);
+	assert_int_equal(st.chunks, 2);
+	assert_int_equal(mv_host_defrag_start(a->h, 0, 10), -MV_EINVAL);
+	assert_int_equal(mv_host_defrag_start(a->h, 1, 0), -MV_EINVAL);
+	assert_int_equal(mv_host_defrag_start(NULL, 1, 10), -MV_EINVAL);
+	assert_int_equal(mv_host_defrag_stop(a->h), -MV_ESTATE);
+	assert_int_equal(mv_host_defrag_start(a->h, 1, 16), 0);
+	assert_int_equal(mv_host_defrag_start(a->h, 1, 16), -MV_EBUSY);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(mv_host_get_stats(a->h, &st), 0);
+		if (st.chunks == 1)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(mv_host_defrag_stop(a->h), 0);
+	assert_int_equal(mv_host_defrag_stop(a->h), -MV_ESTATE);
+	assert_int_equal(mv_host_get_stats(a->h, &st), 0);
+	assert_int_equal(st.chunks, 1);
+	assert_int_equal(st.pages_moved, 112);
+	check_all(b);
+	/* Started again, it is stopped by mv_host_destroy. */
+	assert_int_equal(mv_host_defrag_start(a->h, 1, 16), 0);
+	mv_host_destroy(a->h);
+	free(a);
+	free(b);
+}
+
 static void test_defragment_bounded(void **state)
 {
 	static const uint32_t nfree[3] = { 20, 30, 500 };
@@ -445,6 +585,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defragment_vacates_and_releases),
+		cmocka_unit_test(test_defragment_keeps_affinity),
+		cmocka_unit_test(test_destroy_defragments),
+		cmocka_unit_test(test_idle_worker_defragments),
 		cmocka_unit_test(test_defragment_bounded),
 		cmocka_unit_test(test_move_page),
 		cmocka_unit_test(test_refusal_changes_nothing),

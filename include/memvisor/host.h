@@ -6,9 +6,24 @@
  * Chunk id 0 is reserved: page id 0 is NIL and page id 1 is the zero page.
  *
  * Pages are charged to VM accounts (one per guest, identified by a small
- * handle) and to the host budget. All functions are thread safe. Lock
- * order: a caller may hold its own (VM) lock while calling in here; the
- * pool never calls back with one of its locks held (see mv_host_move_fn).
+ * handle) and to the host budget.
+ *
+ * Rules for every call below unless it says otherwise:
+ * - Errors: 0 or a negative code; -MV_EINVAL for a NULL pool or pointer
+ *   argument, a zero count or an unknown flag; -MV_ENOENT for a VM handle
+ *   that is not open. A call that fails changes nothing (no account,
+ *   counter, page or statistic).
+ * - Threads: any thread may call any function at any time, concurrently,
+ *   between mv_host_create and mv_host_destroy (which no other call may
+ *   overlap). Each call takes the pool lock once and holds no lock when it
+ *   returns. Lock order: a caller may hold its own (VM) lock while calling
+ *   in here, except for the calls that run movers (mv_host_move_page,
+ *   mv_host_defragment, mv_host_vm_destroy, mv_host_vm_set_mover,
+ *   mv_host_defrag_stop); the pool never calls out with one of its locks
+ *   held (see mv_host_move_fn).
+ * - Lifetimes: ids stay valid until the page is freed (private: by
+ *   mv_host_free, the balloon, mv_host_vm_destroy, or the loser of a move;
+ *   shared: with its last reference); pointers as mv_host_page_ptr says.
  */
 #ifndef MEMVISOR_HOST_H
 #define MEMVISOR_HOST_H
@@ -77,9 +92,14 @@ struct mv_host_config {
 };
 
 /* Create a pool. @cfg may be NULL for defaults (no budget, no over-commit
- * limit, a cache of 2 empty chunks and of 1024 freed pages, not seeded). */
+ * limit, a cache of 2 empty chunks and of 1024 freed pages, not seeded).
+ * -MV_EINVAL (bad overcommit value, NULL @out), -MV_ENOMEM (the 16 TiB
+ * address-space reservation or metadata), or a negated errno
+ * (memfd_create, pthread); *@out is untouched on error. */
 int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out);
-/* Free everything, including the chunks. Pages still allocated are lost. */
+/* Free everything, including the chunks, and stop the idle defragmenter.
+ * Pages still allocated are lost; every id and pointer of the pool dies.
+ * NULL is a no-op. No other call may run on @host meanwhile or after. */
 void mv_host_destroy(struct mv_host *host);
 
 /* Seeded mode: hand the pool @bytes of memory at @mem (4 KiB aligned, a
@@ -108,11 +128,15 @@ enum mv_account_kind {
 };
 
 /* Open an account. -MV_EBUDGET under MV_OVERCOMMIT_NONE when the sum of
- * reservations would exceed the budget; -MV_ELIMIT when all handles are in
- * use. */
+ * reservations would exceed the budget; -MV_EINVAL when the reservation's
+ * sum overflows 64 bits; -MV_ELIMIT when all handles are in use;
+ * -MV_ENOMEM. The handle lives until mv_host_vm_destroy succeeds and may
+ * be reused after. */
 int mv_host_vm_create(struct mv_host *host, const struct mv_reservation *res,
 		      mv_vmid *out);
-/* Change a reservation; it may not drop below what is allocated. */
+/* Change a reservation; it may not drop below what is allocated (and, for
+ * base, ballooned): -MV_ERESERVATION; -MV_EBUDGET / -MV_EINVAL as at
+ * create. */
 int mv_host_vm_reserve(struct mv_host *host, mv_vmid vm,
 		       const struct mv_reservation *res);
 /* Close an account: frees every private page it owns. -MV_EBUSY (and no
@@ -172,19 +196,42 @@ int mv_host_alloc(struct mv_host *host, mv_vmid vm, enum mv_account_kind kind,
 int mv_host_free(struct mv_host *host, mv_vmid vm, uint32_t count,
 		 const mv_page_id *ids);
 /* Record the guest frame a private page now backs (handy pages get their
- * frame only when used). -MV_EBUSY (no change) while the page is being
- * moved: the mover was told its frame. */
+ * frame only when used). -MV_ERANGE for a gfn of 46 bits or more (other
+ * than MV_GFN_NONE), -MV_EINVAL if @id is not a private page of @vm,
+ * -MV_EBUSY (no change) while the page is being moved: the mover was told
+ * its frame. */
 int mv_host_page_set_gfn(struct mv_host *host, mv_vmid vm, mv_page_id id,
 			 uint64_t gfn);
 
-/* Host address of a page: O(1). NULL for NIL, an unknown id or a free
- * page. The zero page's memory is read-only. */
+/* Host address of a page: O(1), without the pool lock. The zero page's
+ * memory is read-only.
+ *
+ * Defined only for a page the caller holds for the whole call: a private
+ * page of a VM it speaks for, not yet freed (a page being moved included),
+ * a shared page on which it holds a reference, or MV_ZERO_PAGE. The
+ * pointer is valid, for reads and (private pages) writes, until the
+ * caller gives the page up (frees it, balloons it, drops its reference,
+ * its move switches it, or the VM is destroyed); after that it still
+ * points to mapped memory until mv_host_destroy (memfd chunks are never
+ * unmapped; seeded memory is the caller's), but its content belongs to
+ * whoever gets the page next, so it must not be used.
+ *
+ * For any other id (NIL, unknown, free) it returns NULL when no other
+ * thread changes the pool meanwhile; racing with another thread's free
+ * or chunk release, such a call may read a released chunk's header
+ * (freed memory): ask only about pages you hold. */
 void *mv_host_page_ptr(const struct mv_host *host, mv_page_id id);
-/* Copy one page's content into another (the mover's helper). */
+/* Copy one page's content into another (the mover's helper), under the
+ * pool lock. -MV_EINVAL when @dst is not a private page, @src is free or
+ * unknown, or @dst == @src; nothing is copied then. */
 int mv_host_page_copy(struct mv_host *host, mv_page_id dst, mv_page_id src);
 
 /* The memfd and offset backing a chunk, so that another process can map it
- * (MAP_SHARED, MV_CHUNK_SIZE bytes). -MV_ENOENT for seeded chunks. */
+ * (MAP_SHARED, MV_CHUNK_SIZE bytes). -MV_ERANGE for chunk 0 or an id
+ * beyond the pool's range, -MV_ENOENT for a chunk not live or seeded. The
+ * fd belongs to the pool (do not close it) and lives until
+ * mv_host_destroy; the range is the chunk's only while it is live (a
+ * released chunk's range is punched and may back another chunk later). */
 int mv_host_chunk_fd(const struct mv_host *host, uint32_t chunk, int *fd,
 		     uint64_t *offset);
 
@@ -192,15 +239,20 @@ int mv_host_chunk_fd(const struct mv_host *host, uint32_t chunk, int *fd,
 
 /* Shared pages live only in shared chunks and carry a reference count and
  * checksum bits. mv_host_share_alloc makes a new shared page holding a copy
- * of @content with one reference for @vm. */
+ * of @content with one reference for @vm; -MV_EBUDGET, -MV_ENOMEM,
+ * -MV_ENEEDSEED. Shared references are not charged to a reservation. */
 int mv_host_share_alloc(struct mv_host *host, mv_vmid vm, const void *content,
 			uint64_t checksum, mv_page_id *out);
-/* Take one more reference for @vm. -MV_EINVAL if @id is not shared. */
+/* Take one more reference for @vm. -MV_EINVAL if @id is not shared,
+ * -MV_ELIMIT at 2^30-1 references. */
 int mv_host_share_get(struct mv_host *host, mv_vmid vm, mv_page_id id);
-/* Drop @vm's reference; the page is freed with its last one. */
+/* Drop @vm's reference; the page is freed with its last one (its memory
+ * goes back to the kernel as for mv_host_free). -MV_EINVAL if @id is not
+ * shared or @vm holds no shared reference at all. */
 int mv_host_share_put(struct mv_host *host, mv_vmid vm, mv_page_id id);
 /* Checksum bits stored with a shared page: the low 32 bits of the
- * @checksum given to mv_host_share_alloc (the upper 32 read as zero). */
+ * @checksum given to mv_host_share_alloc (the upper 32 read as zero).
+ * -MV_EINVAL if @id is not shared. */
 int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
 			   uint64_t *checksum);
 
@@ -212,7 +264,8 @@ int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
  * move ends. */
 int mv_host_balloon_inflate(struct mv_host *host, mv_vmid vm, uint32_t count,
 			    const mv_page_id *ids);
-/* The guest takes @count ballooned pages back (allocated later, on use). */
+/* The guest takes @count ballooned pages back (allocated later, on use).
+ * -MV_EINVAL when @count exceeds the VM's ballooned pages. */
 int mv_host_balloon_deflate(struct mv_host *host, mv_vmid vm, uint64_t count);
 
 /* ---- fragmentation ---------------------------------------------------- */
@@ -272,10 +325,14 @@ struct mv_host_vm_stats {
 	uint64_t shared_refs;
 };
 
+/* A consistent snapshot (taken under the lock; padding cleared, so two
+ * snapshots may be compared with memcmp). */
 int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st);
+/* One account's snapshot; -MV_ENOENT (and *@st untouched) for a handle
+ * that is not open. */
 int mv_host_vm_get_stats(const struct mv_host *host, mv_vmid vm,
 			 struct mv_host_vm_stats *st);
-/* Human-readable report of the pool and every account. */
+/* Human-readable report of the pool and every account (NULL args: no-op). */
 void mv_host_print_stats(const struct mv_host *host, FILE *out);
 
 #endif

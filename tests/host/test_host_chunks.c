@@ -274,9 +274,11 @@ static void test_mappings_do_not_grow_with_chunks(void **state)
 	again = maps_count();
 	print_message("mappings: %ld -> %ld -> %ld -> %ld\n", before, full,
 		      holes, again);
-	assert_true(full <= before + 1);
-	assert_true(holes <= before + 1);
-	assert_true(again <= before + 1);
+	/* The allocator's own mappings (ASan's: several) may come and go;
+	 * one per chunk would add 1000. */
+	assert_true(full < before + 16);
+	assert_true(holes < before + 16);
+	assert_true(again < before + 16);
 	assert_int_equal(pool_check(h), 0);
 	free(ids);
 	mv_host_destroy(h);

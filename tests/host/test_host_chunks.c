@@ -200,6 +200,42 @@ static long memfd_kib(const struct mv_host *h)
 	return (long)(st.st_blocks / 2);
 }
 
+/* Within one VM: the hint beats a fuller own chunk while it is partly
+ * used; then own chunks go fullest first (10 free before 300 free); an
+ * emptied hint (now an empty cached chunk) comes after own partly used
+ * ones. New chunks are taken from the head of the empty list, so one call
+ * of three chunks fills 3, 2, 1 and leaves the hint on 1. */
+static void test_allocation_order_within_a_vm(void **state)
+{
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 4);
+	mv_vmid a = vm_new(h, BIG);
+	mv_page_id *ids = alloc_n(h, a, 3 * MV_CHUNK_PAGES), last;
+
+	(void)state;
+	assert_int_equal(mv_page_chunk(ids[3 * MV_CHUNK_PAGES - 1]), 1);
+	free_in_chunk(h, a, ids, 3 * MV_CHUNK_PAGES, 3, 300);
+	free_in_chunk(h, a, ids, 3 * MV_CHUNK_PAGES, 2, 10);
+	free_in_chunk(h, a, ids, 3 * MV_CHUNK_PAGES, 1, 100);  /* the hint */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(one_page_chunk(h, a), 1);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(one_page_chunk(h, a), 2);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(one_page_chunk(h, a), 3);
+	/* A new chunk becomes the hint; emptied, it waits in the cache while
+	 * the VM's partly used chunk 2 serves first. */
+	assert_int_equal(mv_host_alloc(h, a, MV_ACCOUNT_BASE, 1, NULL, 0, &last), 0);
+	assert_int_equal(mv_page_chunk(last), 4);
+	assert_int_equal(mv_host_free(h, a, 1, &last), 0);
+	free_in_chunk(h, a, ids, 3 * MV_CHUNK_PAGES, 2, 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(one_page_chunk(h, a), 2);
+	assert_int_equal(one_page_chunk(h, a), 4);
+	assert_int_equal(pool_check(h), 0);
+	free(ids);
+	mv_host_destroy(h);
+}
+
 static void test_rss_falls_when_chunks_released(void **state)
 {
 	enum { N = 16 * MV_CHUNK_PAGES };   /* 32 MiB */
@@ -345,6 +381,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_id_reuse_after_release),
 		cmocka_unit_test(test_allocation_order),
+		cmocka_unit_test(test_allocation_order_within_a_vm),
 		cmocka_unit_test(test_fullest_partly_used_first),
 		cmocka_unit_test(test_empty_cache_size),
 		cmocka_unit_test(test_rss_falls_when_chunks_released),

@@ -270,7 +270,10 @@ int mv_host_balloon_deflate(struct mv_host *host, mv_vmid vm, uint64_t count);
 
 /* ---- fragmentation ---------------------------------------------------- */
 
-/* Move one private page to a fuller chunk through its owner's mover.
+/* Move one private page to a fuller chunk through its owner's mover: the
+ * fullest chunk at least as full as the page's own among the owner's
+ * chunks and those of no VM, else among any VM's (mv_host_defragment never
+ * takes that last step).
  * @new_id (may be NULL) receives where it went. -MV_EBUSY and no change if
  * the mover refuses or the page is already moving; -MV_ESTATE if the owner
  * has no mover; -MV_ENOENT if no chunk is at least as full as the page's

@@ -44,7 +44,7 @@ bool move_in_mover(const struct mv_host *h, mv_vmid vm)
 
 struct target {
 	const struct chunk *src;
-	mv_vmid owner;      /* whose page moves */
+	mv_vmid owner;      /* whose page moves; 0: any chunk will do */
 };
 
 /* A target for a page of @t->owner in @t->src: another chunk at least as
@@ -56,10 +56,25 @@ static bool fuller_than(struct chunk *c, void *arg)
 	const struct target *t = arg;
 
 	return c != t->src && c->free_count <= t->src->free_count &&
-	       (c->affinity == 0 || c->affinity == t->owner);
+	       (!t->owner || c->affinity == 0 || c->affinity == t->owner);
 }
 
-static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
+/* The target chunk: the owner's own or an orphan; with @any (an explicit
+ * mv_host_move_page), any fuller chunk when there is no such one. */
+static struct chunk *pick_target(struct mv_host *h, struct chunk *src,
+				 mv_vmid owner, bool any)
+{
+	struct chunk *c = fs_find_private(h, false, fuller_than,
+					  &(struct target){ src, owner });
+
+	if (!c && any)
+		c = fs_find_private(h, false, fuller_than,
+				    &(struct target){ src, 0 });
+	return c;
+}
+
+static int move_begin(struct mv_host *h, mv_page_id id, bool any,
+		      struct move *m)
 {
 	struct chunk *c = chunk_of(h, id), *dst;
 	mv_desc *d = c ? &c->desc[mv_page_index(id)] : NULL;
@@ -73,8 +88,7 @@ static int move_begin(struct mv_host *h, mv_page_id id, struct move *m)
 	a = h->vms[desc_owner(*d)];
 	if (!a->mover)
 		return -MV_ESTATE;
-	dst = fs_find_private(h, false, fuller_than,
-			      &(struct target){ c, desc_owner(*d) });
+	dst = pick_target(h, c, desc_owner(*d), any);
 	if (!dst)
 		return -MV_ENOENT;
 	if (budget_check(h, 1))
@@ -155,7 +169,8 @@ static int move_one(struct mv_host *h, mv_page_id id, bool release,
 	int rc;
 
 	pool_lock(h);
-	rc = move_begin(h, id, &m);
+	/* Only defragmentation (@release) holds to affinity strictly. */
+	rc = move_begin(h, id, !release, &m);
 	pool_unlock(h);
 	if (rc)
 		return rc;

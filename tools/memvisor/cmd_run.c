@@ -374,6 +374,11 @@ static int step_guests(struct demo *d)
 
 /* ---- options and driver ------------------------------------------------- */
 
+/* The default budget: 7/8 of all guest RAM, so that the last VM to boot
+ * meets the budget error. --help prints the same fraction. */
+#define BUDGET_NUM 7
+#define BUDGET_DEN 8
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -381,19 +386,22 @@ static void usage(FILE *out)
 		"  --vms N     VM accounts, 2..64 (default 4)\n"
 		"  --pages N   guest RAM per VM in 4 KiB pages, 64..262144 "
 		"(default 4096)\n"
-		"  --budget N  host budget in pages, 0 = none (default: 3/4 of "
-		"all guest RAM)\n");
+		"  --budget N  host budget in pages, 0 = none (default: %d/%d of "
+		"all guest RAM)\n"
+		"Numbers are decimal digits only. The run fills the budget (all "
+		"guest RAM\nwith --budget 0) with real host memory; it is "
+		"refused up front, exit\nstatus 1, when this machine has less "
+		"memory available.\n"
+		"Exit status: 0 done, 1 runtime error or output not written, "
+		"2 usage.\n", BUDGET_NUM, BUDGET_DEN);
 }
 
 static int parse_num(const char *opt, const char *arg, uint64_t lo, uint64_t hi,
 		     uint64_t *out)
 {
-	char *end;
+	uint64_t v;
 
-	errno = 0;
-	unsigned long long v = strtoull(arg, &end, 10);
-
-	if (errno || end == arg || *end || arg[0] == '-' || v < lo || v > hi) {
+	if (tool_parse_number(arg, false, &v) || v < lo || v > hi) {
 		fprintf(stderr, "memvisor run: %s wants a number in %llu..%llu, "
 			"not '%s'\n", opt, (unsigned long long)lo,
 			(unsigned long long)hi, arg);
@@ -436,9 +444,39 @@ static int parse_args(int argc, char **argv, struct demo *d)
 		bad = fprintf(stderr, "memvisor run: unexpected argument '%s'\n",
 			      argv[optind]) > 0;
 	d->nvms = (uint32_t)vms;
-	d->budget = budget == UINT64_MAX ? d->pages * vms * 7 / 8 : budget;
+	d->budget = budget == UINT64_MAX
+		    ? d->pages * vms * BUDGET_NUM / BUDGET_DEN : budget;
 	d->common = d->pages / 8;
 	return bad ? 2 : 0;
+}
+
+/* What the run will hold at its peak: the pool fills the budget (or all
+ * guest RAM without one) with pages and their 8-byte descriptors; the demo
+ * keeps a map and a flag per guest frame; the guest-physical part adds two
+ * VMs' 16-byte descriptors. */
+static uint64_t demo_bytes(const struct demo *d)
+{
+	uint64_t all = d->pages * d->nvms;
+	uint64_t pool = d->budget && d->budget < all ? d->budget : all;
+
+	return pool * (MV_PAGE_SIZE + 8) +
+	       all * (sizeof(mv_page_id) + sizeof(bool)) + 2 * d->pages * 16;
+}
+
+/* Refuse a run this machine cannot hold, before it allocates anything. */
+static int check_memory(const struct demo *d)
+{
+	uint64_t need = demo_bytes(d), avail = tool_memory_available();
+
+	if (need <= avail)
+		return 0;
+	fprintf(stderr, "memvisor run: %u VMs of %llu pages with a budget of "
+		"%llu pages need about %llu MiB of host memory; %llu MiB are "
+		"available (MemAvailable, cgroup limit): lower --vms, --pages "
+		"or --budget\n", d->nvms, (unsigned long long)d->pages,
+		(unsigned long long)d->budget, (unsigned long long)(need >> 20),
+		(unsigned long long)(avail >> 20));
+	return 1;
 }
 
 static void demo_free(struct demo *d)
@@ -479,6 +517,8 @@ static int run_main(int argc, char **argv)
 			return tool_output_finish("run") ? 1 : 0;
 		return 2;
 	}
+	if (check_memory(&d))
+		return 1;
 	rc = demo_alloc(&d);
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++) {
 		rc = steps[i](&d);

@@ -75,15 +75,7 @@ static int bad_usage(const char *fmt, const char *arg)
 /* A whole hex number, with or without 0x, fitting 64 bits. */
 static bool parse_hex(const char *s, uint64_t *v)
 {
-	char *end;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		s += 2;
-	if (!isxdigit((unsigned char)*s))
-		return false;  /* strtoull would take spaces and signs */
-	errno = 0;
-	*v = strtoull(s, &end, 16);
-	return !errno && !*end;
+	return tool_parse_number(s, true, v) == 0;
 }
 
 enum { OPT_IMAGE = 256, OPT_BASE, OPT_CR0, OPT_CR3, OPT_CR4, OPT_EFER,
@@ -138,8 +130,7 @@ static int parse_access(struct walk_opts *o, const char *a)
 
 static int parse_other(struct walk_opts *o, int opt, const char *arg)
 {
-	char *end;
-	long n;
+	uint64_t n;
 
 	switch (opt) {
 	case OPT_IMAGE: o->image = arg; return 0;
@@ -154,8 +145,7 @@ static int parse_other(struct walk_opts *o, int opt, const char *arg)
 		o->access_given = true;
 		return parse_access(o, arg);
 	case OPT_MAXPHY:
-		n = isdigit((unsigned char)arg[0]) ? strtol(arg, &end, 10) : 0;
-		if (!n || *end || n < 32 || n > 52)
+		if (tool_parse_number(arg, false, &n) || n < 32 || n > 52)
 			return bad_usage("--maxphyaddr: '%s' is not 32..52",
 					 arg);
 		o->cpu.maxphyaddr = (uint8_t)n;

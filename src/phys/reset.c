@@ -99,19 +99,28 @@ static int ram_run_check(struct mv_vm *vm, uint64_t gfn, uint32_t count)
 	return rc;
 }
 
-/* Pages of the batch without a private page get one, in one host call
- * made before anything changes: a refusal leaves the batch as it was. */
+static int all_zero(const uint8_t *b)
+{
+	return b[0] == 0 && !memcmp(b, b + 1, MV_PAGE_SIZE - 1);
+}
+
+/* Pages of the batch with non-zero data and no private page get one, in
+ * one host call made before anything changes: a refusal leaves the batch
+ * as it was. Pages whose data is all zeros need none: they become ZERO. */
 static int populate_alloc(struct mv_vm *vm, uint64_t gfn, uint32_t n,
-			  mv_page_id *ids, uint32_t *nnew)
+			  const uint8_t *data, uint8_t *zero, mv_page_id *ids,
+			  uint32_t *nnew)
 {
 	uint64_t gfns[BATCH];
 	uint32_t k = 0;
 	int rc;
 
 	*nnew = 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (!page_is_private(page_find(vm, gfn + i)))
+	for (uint32_t i = 0; i < n; i++) {
+		zero[i] = (uint8_t)all_zero(data + (size_t)i * MV_PAGE_SIZE);
+		if (!zero[i] && !page_is_private(page_find(vm, gfn + i)))
 			gfns[k++] = gfn + i;
+	}
 	rc = k ? mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, k, gfns, 0,
 			       ids) : 0;
 	if (!rc)
@@ -119,20 +128,41 @@ static int populate_alloc(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 	return rc;
 }
 
+/* A page whose data is all zeros: back to the zero page, whatever backed
+ * it (a restore allocates only what holds data). */
+static int populate_zero(struct mv_vm *vm, struct mv_page *p, uint64_t gfn,
+			 const uint8_t *zeros)
+{
+	int rc = page_drop_backing(vm, p);
+
+	if (rc)
+		return rc;
+	page_flags_reset(p, MV_PAGE_F_DIRTY);
+	track_written(vm, p, gfn << MV_PAGE_SHIFT, zeros, MV_PAGE_SIZE);
+	return 0;
+}
+
 /* Fill up to BATCH pages from @data: private pages are overwritten in
- * place, the others get a new page (no zeroing: the data covers it). */
+ * place, the others get a new page (no zeroing: the data covers it), and
+ * pages of zeros become ZERO. */
 static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 			  const uint8_t *data)
 {
 	mv_page_id ids[BATCH];
+	uint8_t zero[BATCH];
 	uint32_t nnew, k = 0;
-	int rc = populate_alloc(vm, gfn, n, ids, &nnew);
+	int rc = populate_alloc(vm, gfn, n, data, zero, ids, &nnew);
 
 	for (uint32_t i = 0; i < n && !rc; i++) {
 		struct mv_page *p = page_find(vm, gfn + i);
 		mv_page_id id = p->host_id;
 		uint8_t *dst;
 
+		if (zero[i]) {
+			rc = populate_zero(vm, p, gfn + i,
+					   data + (size_t)i * MV_PAGE_SIZE);
+			continue;
+		}
 		if (!page_is_private(p)) {
 			rc = page_drop_backing(vm, p);
 			if (rc)

@@ -142,6 +142,7 @@ static inline void mv_page_set_rmap(struct mv_page *p, uint32_t head)
 	p->rmap = head;
 }
 
+/* A static string for @s ("invalid" outside the enum). Any thread. */
 const char *mv_page_state_name(enum mv_page_state s);
 
 /* The descriptor of @gfn, or NULL outside every range. Any thread. The
@@ -203,11 +204,19 @@ struct mv_vm_config {
  * fixed = ROM pages, shadow = shadow_pages) and fills the ROM. Ranges may
  * come in any order; overlapping ranges give -MV_EEXIST, bad alignment or
  * sizes -MV_EINVAL, a range over the 52-bit physical address limit
- * -MV_ERANGE, more than MV_VM_MAX_RANGES -MV_ELIMIT. */
+ * -MV_ERANGE, more than MV_VM_MAX_RANGES -MV_ELIMIT; NULL arguments and
+ * bad settings -MV_EINVAL; -MV_ENOMEM; the pool's refusals of the account
+ * or the ROM pages (-MV_EBUDGET, -MV_ERESERVATION, -MV_ELIMIT). On error
+ * nothing is left behind and *@out is unchanged. Any thread. */
 int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
 		 struct mv_vm **out);
-/* Drop every page (shared references first) and close the account. */
+/* Run the queued requests, drop every page (shared references first) and
+ * close the account. The notify hook is not called: every user of the
+ * VM's pointers (vCPUs, the MMU) must be gone. No other thread may use
+ * @vm during or after the call; never from a callback. NULL does nothing. */
 void mv_vm_destroy(struct mv_vm *vm);
+/* The VM's account in the pool (0 for NULL) and its pool (NULL for NULL).
+ * Any thread, no lock. */
 mv_vmid mv_vm_id(const struct mv_vm *vm);
 struct mv_host *mv_vm_host(const struct mv_vm *vm);
 
@@ -256,10 +265,45 @@ uint64_t mv_vm_layout_gen(const struct mv_vm *vm);
 
 /* ---- guest-physical access ----------------------------------------------- */
 
-/* Copy @len bytes at @gpa (any length, any alignment, across pages and
- * ranges). The whole span is checked first: a byte outside every range
- * gives -MV_ERANGE and no side effect. */
+/* Read @len bytes at @gpa into @buf (any length, any alignment, across
+ * pages and ranges; @len 0 does nothing). Each page piece goes to the
+ * page's ALL handler, its MMIO callback or its memory (ZERO and BALLOONED
+ * pages read zeros). Reads change no page state. @buf may lie in guest
+ * memory. Errors:
+ *   -MV_EINVAL   NULL @vm, or NULL @buf with @len > 0;
+ *   -MV_ERANGE   a byte outside every range (or over the 52-bit limit):
+ *                checked for the whole span first, nothing is read;
+ *   -MV_EBUSY    called from the notify hook;
+ *   a handler's or MMIO callback's negative code: the read stops at that
+ *                piece (@buf holds the pieces before it);
+ *   -MV_EINTERNAL no host address for a backing page (a broken pool).
+ * On error @buf's content is undefined. Any thread; takes the VM lock. */
 int mv_vm_phys_read(struct mv_vm *vm, uint64_t gpa, void *buf, size_t len);
+/* Write @len bytes from @buf at @gpa. Each piece goes to the page's WRITE
+ * or ALL handler (which may let it through, MV_HANDLER_DEFAULT), its MMIO
+ * callback, or its memory: writes to ROM and to MMIO without a write
+ * callback are dropped; a RAM page is made private first (a ZERO page
+ * gets a page, a SHARED one is copied, a WRITE_MONITORED one records the
+ * hit, a BALLOONED one follows the balloon policy; the notify hook hears
+ * MV_NOTIFY_BACKING), marked WRITTEN and DIRTY, and a tracked page's bytes
+ * go to the track hook. All or nothing for allocation: before the first
+ * byte, every page the write must make private gets its host page, so
+ *   -MV_EBUDGET, -MV_ERESERVATION, -MV_ENOMEM   (no page to be had) and
+ *   -MV_ESTATE   (a BALLOONED page without a write handler under
+ *                MV_BALLOON_WRITE_ERROR)
+ * leave every byte and page state as it was (the handy cache may have
+ * been refilled). Other errors:
+ *   -MV_EINVAL, -MV_ERANGE   as for mv_vm_phys_read, nothing written;
+ *   -MV_EBUSY    called from the notify or the track hook, nothing written;
+ *   a handler's or MMIO callback's negative code, or -MV_ESTATE when a
+ *                handler lets a write to a BALLOONED page through under
+ *                the error policy: the write stops at that piece, the
+ *                pieces before it are written;
+ *   -MV_EINTERNAL a broken pool.
+ * @buf may lie in guest memory, this VM's included (a pointer from
+ * mv_vm_gpa_to_hva, overlapping the destination or not): the bytes
+ * written are those @buf held when the call began. Any thread; takes the
+ * VM lock. */
 int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 		     size_t len);
 
@@ -278,30 +322,76 @@ int mv_vm_phys_write(struct mv_vm *vm, uint64_t gpa, const void *buf,
 #define MV_VM_HVA_WRITE_UNTRACKED 2
 
 /* Host pointer for the byte at @gpa, for an access that may go straight to
- * memory. For a write the page is made private first (ZERO, SHARED,
- * BALLOONED and WRITE_MONITORED pages change state as for a write); for a
- * read a ZERO/BALLOONED page yields the read-only zero page and a SHARED
- * page its read-only shared copy. The pointer stays valid until the
- * notify hook reports a change of the page (or while the VM lock is held);
- * it covers the rest of the page only. */
+ * memory (@write: MV_VM_HVA_READ, _WRITE or _WRITE_UNTRACKED). For a
+ * write the page is made private first (ZERO, SHARED, BALLOONED and
+ * WRITE_MONITORED pages change state as for mv_vm_phys_write); for a read
+ * a ZERO/BALLOONED page yields the zero page and a SHARED page the shared
+ * copy, both read-only memory. Returns 0 and sets *@ptr, or (with *@ptr
+ * unchanged):
+ *   MV_VM_SLOW_PATH (positive)  use mv_vm_phys_read/write instead: MMIO,
+ *                an ALL handler, or for a write ROM, a WRITE handler or a
+ *                tracked page (MV_VM_HVA_WRITE); nothing changed;
+ *   -MV_EINVAL   NULL @vm or @ptr, @write not one of the three;
+ *   -MV_ERANGE   @gpa outside every range;
+ *   -MV_EBUSY    from the notify hook (a write also from the track hook);
+ *   -MV_EBUDGET, -MV_ERESERVATION, -MV_ENOMEM  a write found no page;
+ *   -MV_ESTATE   a write to a BALLOONED page under MV_BALLOON_WRITE_ERROR;
+ *   -MV_EINTERNAL a broken pool;
+ * each error with the page unchanged.
+ *
+ * Lifetime. The pointer addresses the host page backing @gpa when the call
+ * returns and covers the rest of that page only. It may be used until the
+ * first of:
+ *   - the notify hook is called for a range containing the page, for any
+ *     reason (MV_NOTIFY_MONITOR and MV_NOTIFY_TRACK end only the right to
+ *     write through it; MV_NOTIFY_UNMAP, count UINT64_MAX, ends every
+ *     pointer of the VM). The holder must have stopped using it when the
+ *     hook returns;
+ *   - for a caller that installs no notify hook: its next call on this VM,
+ *     or the release of the VM lock it took before this call;
+ *   - mv_vm_destroy.
+ * In return phys never frees, reuses, unmaps, moves, merges or compares
+ * the page before the hook has returned: the balloon, reset, populate,
+ * range removal and a copy-on-write notify before they let the page go,
+ * the mover before it copies, sharing before it compares the bytes, the
+ * mapping cache before it unmaps. Stores through a write pointer are seen
+ * by no one after the call: the write monitor, the dirty flags and write
+ * tracking see the call itself only (a tracked page gives write pointers
+ * only to MV_VM_HVA_WRITE_UNTRACKED). Any thread; takes the VM lock. */
 int mv_vm_gpa_to_hva(struct mv_vm *vm, uint64_t gpa, int write, void **ptr);
 /* The same for a caller that already holds mv_vm_lock (the MMU, which keeps
- * it across a page-table walk): no second lock round-trip. */
+ * it across a page-table walk): no second lock round-trip. Calling it
+ * without the lock is a bug (nothing protects the descriptor). */
 int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
 			    void **ptr);
 
-/* Restore-style allocation: @count pages from @gfn get private pages filled
- * from @data (count * MV_PAGE_SIZE bytes) without zeroing first: a private
- * page is overwritten in place, anything else (zero, shared, ballooned)
- * is replaced by a new page. RAM pages only. Pages go in batches of 256,
- * each all or nothing: on an error (-MV_ERESERVATION, -MV_EBUDGET, ...)
- * the batches before the failing one are populated (and notified), the
- * rest is unchanged. */
+/* Restore: the @count pages from @gfn take the content of @data (count *
+ * MV_PAGE_SIZE bytes). A page whose data is all zeros becomes ZERO,
+ * whatever backed it; other pages become ALLOCATED without being zeroed
+ * first: a private page is overwritten in place, anything else (zero,
+ * shared, ballooned) gets a new page. So host pages are allocated only for
+ * pages holding data. Handlers are not called (a restore is no guest
+ * access); the notify hook hears MV_NOTIFY_BACKING for the whole run
+ * first, the track hook every tracked page after its bytes are in place.
+ * @data must not lie in this VM's guest memory. Errors:
+ *   -MV_EINVAL   NULL @vm or @data, @count 0;
+ *   -MV_ERANGE   a frame outside every range (checked first: no change);
+ *   -MV_ESTATE   a frame that is not RAM (checked first: no change);
+ *   -MV_EBUSY    called from a hook (no change);
+ *   -MV_ERESERVATION, -MV_EBUDGET, -MV_ENOMEM: pages go in batches of
+ *                256, each all or nothing; the batches before the failing
+ *                one are populated, the rest is unchanged;
+ *   -MV_EINTERNAL a broken pool.
+ * Any thread; takes the VM lock. */
 int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 			const void *data);
 /* Power-on state: every RAM page back to ZERO (private pages freed, shared
- * references dropped, balloon emptied), tracking flags cleared. ROM keeps
- * its content; handlers stay registered. */
+ * references dropped, balloon emptied); flags cleared except DIRTY (the
+ * bytes changed) and TRACKED (the MMU's). The notify hook hears
+ * MV_NOTIFY_RESET for each RAM range before its pages go. ROM keeps its
+ * content; handlers stay registered. -MV_EINVAL (NULL), -MV_EBUSY (from a
+ * hook; no change), or a pool error (a broken pool only: pages may then
+ * be left as they were). Any thread; takes the VM lock. */
 int mv_vm_reset(struct mv_vm *vm);
 
 /* ---- physical access handlers --------------------------------------------- */
@@ -321,22 +411,30 @@ enum mv_access {
 #define MV_HANDLER_DONE 0      /* handled (reads: @buf was filled) */
 #define MV_HANDLER_DEFAULT 1   /* do the access as if there were no handler */
 
-/* @len never crosses a page. For a write @buf holds the data. */
+/* @len never crosses a page. For a write @buf holds the data (a copy the
+ * handler may change before answering MV_HANDLER_DEFAULT). Runs under the
+ * VM lock on the accessing thread; may call this VM's functions. */
 typedef int (*mv_phys_handler_fn)(void *opaque, struct mv_vm *vm,
 				  uint64_t gpa, void *buf, size_t len,
 				  enum mv_access access);
 
-/* Register a handler on the pages covering [gpa, gpa + size). Pages must
- * lie inside ranges (-MV_ERANGE); a page already claimed by another
- * handler gives -MV_EEXIST. */
+/* Register a handler on the pages covering [gpa, gpa + size); the notify
+ * hook hears MV_NOTIFY_HANDLER for them. Errors, each with no change:
+ * -MV_EINVAL (NULL @vm or @fn, @size 0, bad @kind), -MV_ERANGE (a page
+ * outside every range), -MV_EEXIST (a page claimed by another handler),
+ * -MV_ENOMEM, -MV_EBUSY (from a hook). Any thread; takes the VM lock. */
 int mv_vm_handler_register(struct mv_vm *vm, enum mv_handler_kind kind,
 			   uint64_t gpa, uint64_t size, mv_phys_handler_fn fn,
 			   void *opaque);
-/* Remove the handler containing @gpa; its pages go back to NONE. */
+/* Remove the handler containing @gpa; its pages go back to NONE (notify
+ * MV_NOTIFY_HANDLER). -MV_EINVAL (NULL), -MV_ENOENT (no handler there),
+ * -MV_EBUSY (from a hook), each with no change. Any thread. */
 int mv_vm_handler_deregister(struct mv_vm *vm, uint64_t gpa);
 /* Turn the handler off for the single page containing @gpa (DISABLED: the
- * MMU may map it directly) or back on. -MV_ENOENT without a handler,
- * -MV_ESTATE for an MMIO handler. */
+ * MMU may map it directly) or back on; a change notifies
+ * MV_NOTIFY_HANDLER. -MV_EINVAL (NULL), -MV_ENOENT without a handler,
+ * -MV_ESTATE for an MMIO handler, -MV_EBUSY from a hook; each with no
+ * change. Any thread. */
 int mv_vm_handler_page_disable(struct mv_vm *vm, uint64_t gpa);
 int mv_vm_handler_page_enable(struct mv_vm *vm, uint64_t gpa);
 
@@ -361,21 +459,35 @@ enum mv_notify_reason {
 };
 
 /* Pages [gfn, gfn + count) change; count UINT64_MAX means every page.
- * Called under the VM lock before the host page that backed them is freed
- * (or unmapped), so a pointer used until the hook returns never reaches a
- * page the pool has handed to someone else. */
+ * Called under the VM lock, on the thread making the change, before the
+ * change can be seen through an old pointer: before the host page that
+ * backed them is freed, reused, unmapped or copied away, and before any
+ * compare-then-act (sharing notifies before it compares the bytes). When
+ * the hook returns, its owner must no longer reach the pages through
+ * pointers it had (see mv_vm_gpa_to_hva). The descriptors are consistent
+ * during the call (old backing or new, fully); what the hook may call is
+ * listed at the top of this file. A notification may be spurious (a
+ * share whose bytes then differ). */
 typedef void (*mv_vm_notify_fn)(void *opaque, struct mv_vm *vm, uint64_t gfn,
 				uint64_t count, enum mv_notify_reason why);
+/* Install (or with @fn NULL remove) the notify hook. NULL @vm does
+ * nothing. Any thread; takes the VM lock. */
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque);
 
 /* ---- tracking -------------------------------------------------------------- */
 
-/* Arm the write monitor on the private pages of [gfn, gfn + count); other
- * pages are left alone. @armed (may be NULL) receives how many. */
+/* Arm the write monitor on the ALLOCATED RAM pages of [gfn, gfn + count)
+ * (then WRITE_MONITORED; notify MV_NOTIFY_MONITOR); other pages are left
+ * alone. @armed (may be NULL) receives how many (0 on error). Errors, with
+ * no change: -MV_EINVAL (NULL @vm), -MV_ERANGE (@count 0, a frame outside
+ * every range, a run that wraps), -MV_EBUSY (from a hook). Any thread. */
 int mv_vm_write_monitor(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 			uint64_t *armed);
 /* Harvest the dirty flags of [gfn, gfn + count) into @bitmap (bit i = page
- * gfn + i, count bits, caller-sized) and clear them. */
+ * gfn + i; (count + 63) / 64 words, every word written) and clear them.
+ * Errors, with flags and @bitmap unchanged: -MV_EINVAL (NULL @vm or
+ * @bitmap), -MV_ERANGE (as for mv_vm_write_monitor), -MV_EBUSY (from a
+ * hook). Any thread. */
 int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 			uint64_t *bitmap);
 
@@ -411,21 +523,33 @@ void mv_vm_set_track_hook(struct mv_vm *vm, mv_vm_track_fn fn, void *opaque);
 /* ---- over-commitment --------------------------------------------------------- */
 
 /* Make @gfn_a of @a and @gfn_b of @b (possibly the same VM) share one host
- * page. Both must be RAM pages holding equal bytes (-MV_ESTATE otherwise);
- * all-zero content makes both ZERO instead. Private pages are freed. */
+ * page; all-zero content makes both ZERO instead. Private pages are
+ * freed. Both pages are notified (MV_NOTIFY_SHARED) before the bytes are
+ * compared, so no store through a cached pointer is lost. Errors, with
+ * both pages unchanged (but notified when the check of the frames
+ * passed): -MV_EINVAL (NULL, VMs on different pools, the same page twice),
+ * -MV_ERANGE (a frame outside every range), -MV_ESTATE (not RAM,
+ * BALLOONED, or the bytes differ), -MV_EBUSY (from a hook of either VM),
+ * -MV_EBUDGET, -MV_ENOMEM (no shared page to be had). Any thread; locks
+ * both VMs in address order. */
 int mv_vm_share_pages(struct mv_vm *a, uint64_t gfn_a, struct mv_vm *b,
 		      uint64_t gfn_b);
 
 /* The guest's balloon driver gives back (inflate) or takes back (deflate)
- * frames. Inflate: every frame must be a RAM page not yet ballooned, else
- * -MV_ESTATE and no change. Deflate: every frame must be BALLOONED; they
- * become ZERO. */
+ * frames. The list is checked as a whole first. Inflate: every frame must
+ * be a RAM page not yet ballooned; each is notified (MV_NOTIFY_BALLOON)
+ * before any page goes back to the pool; they become BALLOONED. Deflate:
+ * every frame must be BALLOONED; they become ZERO. Errors, with no change:
+ * -MV_EINVAL (NULL, @count 0, a frame listed twice), -MV_ERANGE (a frame
+ * outside every range), -MV_ESTATE (not RAM, or in the wrong state),
+ * -MV_ENOMEM, -MV_EBUSY (from a hook). Any thread. */
 int mv_vm_balloon_inflate(struct mv_vm *vm, const uint64_t *gfns,
 			  uint32_t count);
 int mv_vm_balloon_deflate(struct mv_vm *vm, const uint64_t *gfns,
 			  uint32_t count);
 /* The host's wish, in pages, read by the guest driver; at most the VM's
- * RAM pages (-MV_ERANGE). A NULL VM reads 0. */
+ * RAM pages (-MV_ERANGE, no change), -MV_EINVAL for NULL. A NULL VM reads
+ * 0. Any thread, hooks included. */
 int mv_vm_balloon_set_target(struct mv_vm *vm, uint64_t pages);
 uint64_t mv_vm_balloon_get_target(struct mv_vm *vm);
 
@@ -436,16 +560,22 @@ typedef int (*mv_vm_request_fn)(struct mv_vm *vm, void *arg);
 struct mv_vm_request;
 
 /* Post a request (lock-free). With @out NULL it is fire-and-forget;
- * otherwise *out is a handle the caller must pass to mv_vm_request_wait. */
+ * otherwise *out is a handle the caller must pass to mv_vm_request_wait.
+ * -MV_EINVAL (NULL @vm or @fn), -MV_ENOMEM; nothing posted then. Any
+ * thread, hooks included (the request runs later). */
 int mv_vm_request_post(struct mv_vm *vm, mv_vm_request_fn fn, void *arg,
 		       struct mv_vm_request **out);
 /* Wait for a posted request, store its result in @result (may be NULL) and
  * free the handle. With @help the waiter processes the queue itself (under
- * the VM lock) instead of waiting for the VM's thread. */
+ * the VM lock) instead of waiting for the VM's thread; without it, do not
+ * hold the VM lock (the processor needs it). -MV_EINVAL (NULL, or a
+ * fire-and-forget request), -MV_EBUSY from a hook (the wait could never
+ * end; the handle stays valid). Any thread. */
 int mv_vm_request_wait(struct mv_vm *vm, struct mv_vm_request *req, int help,
 		       int *result);
-/* Run every queued request in posting order; @done (may be NULL) receives
- * how many ran. */
+/* Run every queued request in posting order, under the VM lock; @done
+ * (may be NULL) receives how many ran. -MV_EINVAL (NULL), -MV_EBUSY from
+ * a hook (nothing runs). Any thread. */
 int mv_vm_process_requests(struct mv_vm *vm, uint32_t *done);
 
 /* ---- statistics -------------------------------------------------------------- */
@@ -471,6 +601,8 @@ struct mv_vm_stats {
 	uint64_t metadata_bytes;        /* descriptors, ranges, handlers, cache */
 };
 
+/* A consistent copy of the counters (taken under the VM lock). -MV_EINVAL
+ * for NULL arguments. Any thread, hooks included. */
 int mv_vm_get_stats(struct mv_vm *vm, struct mv_vm_stats *st);
 
 #endif

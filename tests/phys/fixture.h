@@ -148,6 +148,32 @@ static inline struct mv_vm *fx_ram_vm(struct mv_host *host, uint64_t pages,
 	return mv_vm_create(host, &cfg, &vm) ? NULL : vm;
 }
 
+/* Give a VM of at least 700 RAM pages at gpa 0 something to move within
+ * its own chunks: pages 0..699 written (byte fx_frag_byte(g)), so the
+ * first chunk fills and the second holds the rest; then 50 frames of the
+ * first chunk are ballooned, so pages of the second chunk (the emptier)
+ * can move into the first (the fuller). Returns 0 or the failing code. */
+#define FX_FRAG_PAGES 700
+static inline uint8_t fx_frag_byte(uint64_t gfn)
+{
+	return (uint8_t)(gfn * 13 + 1);
+}
+
+static inline int fx_fragment(struct mv_vm *vm)
+{
+	uint8_t page[MV_PAGE_SIZE];
+	uint64_t gfns[50];
+	int rc = 0;
+
+	for (uint64_t g = 0; g < FX_FRAG_PAGES && !rc; g++) {
+		memset(page, fx_frag_byte(g), sizeof(page));
+		rc = mv_vm_phys_write(vm, g * MV_PAGE_SIZE, page, sizeof(page));
+	}
+	for (uint64_t i = 0; i < 50; i++)
+		gfns[i] = 100 + i;
+	return rc ? rc : mv_vm_balloon_inflate(vm, gfns, 50);
+}
+
 /* The usual test state: a pool, one fixture VM (deflate policy, no
  * mapping cache) and its notification log. */
 struct fx_ctx {

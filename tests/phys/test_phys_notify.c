@@ -156,6 +156,118 @@ static void share_notifies_before_compare(void **state)
 	assert_int_equal(b, 'X');
 }
 
+/* The mover notifies before it copies: a last store through a cached
+ * write pointer, made while the MMU revokes it, is on the new page. */
+struct move_store {
+	uint8_t *ptr[FX_FRAG_PAGES];
+	unsigned stores;
+	uint64_t gfn;
+};
+
+static void store_on_move(void *opaque, struct mv_vm *vm, uint64_t gfn,
+			  uint64_t count, enum mv_notify_reason why)
+{
+	struct move_store *m = opaque;
+
+	(void)vm;
+	if (why != MV_NOTIFY_MOVED || count != 1 || gfn >= FX_FRAG_PAGES)
+		return;
+	*m->ptr[gfn] = 'M';
+	m->gfn = gfn;
+	m->stores++;
+}
+
+static void move_notifies_before_copy(void **state)
+{
+	struct mv_host *h;
+	struct mv_vm *a;
+	struct move_store m = { .stores = 0 };
+	int rc = -MV_ENOENT;
+	uint8_t byte;
+	void *p;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &h), 0);
+	a = fx_ram_vm(h, 1024, 0, 0);
+	assert_int_equal(fx_fragment(a), 0);
+	for (uint64_t i = 0; i < FX_FRAG_PAGES; i++) {
+		if (mv_vm_gpa_to_hva(a, i << MV_PAGE_SHIFT, 1, &p) == 0)
+			m.ptr[i] = p;
+	}
+	mv_vm_set_notify(a, store_on_move, &m);
+	for (uint64_t g = FX_FRAG_PAGES; g-- > 0 && rc == -MV_ENOENT;)
+		if (mv_page_state(mv_vm_page(a, g)) == MV_PAGE_ALLOCATED)
+			rc = mv_host_move_page(h, mv_page_host_id(mv_vm_page(a, g)),
+					       NULL);
+	assert_int_equal(rc, 0);
+	assert_int_equal(m.stores, 1);
+	assert_int_equal(mv_vm_phys_read(a, m.gfn << MV_PAGE_SHIFT, &byte, 1), 0);
+	assert_int_equal(byte, 'M');
+	mv_vm_destroy(a);
+	mv_host_destroy(h);
+}
+
+/* The mapping cache notifies before it unmaps: a pointer into the chunk
+ * being unmapped still reads its bytes inside the hook (with the munmap
+ * first, the read in the hook faults). */
+struct unmap_read {
+	const uint8_t *ptr;
+	uint8_t want;
+	unsigned reads, wrong;
+};
+
+static void read_on_unmap(void *opaque, struct mv_vm *vm, uint64_t gfn,
+			  uint64_t count, enum mv_notify_reason why)
+{
+	struct unmap_read *u = opaque;
+
+	(void)vm, (void)gfn, (void)count;
+	if (why != MV_NOTIFY_UNMAP || !u->ptr)
+		return;
+	u->reads++;
+	u->wrong += *u->ptr != u->want;
+}
+
+static void unmap_notifies_before_munmap(void **state)
+{
+	struct mv_host *h;
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .size = 1600ull << 12 };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .map_chunks_max = 2 };
+	struct mv_vm *vm;
+	struct unmap_read u = { .want = 1 };
+	uint64_t other[2] = { 0, 0 };
+	unsigned n = 0;
+	uint32_t c0;
+	uint8_t b;
+	void *p;
+
+	(void)state;
+	assert_int_equal(mv_host_create(NULL, &h), 0);
+	assert_int_equal(mv_vm_create(h, &cfg, &vm), 0);
+	for (uint64_t g = 0; g < 1600; g++)
+		write_page(vm, g, 1);
+	c0 = mv_page_chunk(mv_page_host_id(mv_vm_page(vm, 0)));
+	for (uint64_t g = 1; g < 1600 && n < 2; g++) {
+		uint32_t ch = mv_page_chunk(mv_page_host_id(mv_vm_page(vm, g)));
+
+		if (ch != c0 && (n == 0 ||
+		    ch != mv_page_chunk(mv_page_host_id(mv_vm_page(vm, other[0])))))
+			other[n++] = g;
+	}
+	assert_int_equal(n, 2);
+	assert_int_equal(mv_vm_gpa_to_hva(vm, 0, 0, &p), 0);
+	u.ptr = p;
+	mv_vm_set_notify(vm, read_on_unmap, &u);
+	assert_int_equal(mv_vm_phys_read(vm, other[0] << MV_PAGE_SHIFT, &b, 1), 0);
+	assert_int_equal(mv_vm_phys_read(vm, other[1] << MV_PAGE_SHIFT, &b, 1), 0);
+	/* the second read unmapped page 0's chunk, the least recently used */
+	assert_true(u.reads >= 1);
+	assert_int_equal(u.wrong, 0);
+	mv_vm_destroy(vm);
+	mv_host_destroy(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +275,8 @@ int main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(share_notifies_before_compare,
 						fx_setup, fx_teardown),
+		cmocka_unit_test(move_notifies_before_copy),
+		cmocka_unit_test(unmap_notifies_before_munmap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,24 +39,27 @@ static bool tlb_hit(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	return true;
 }
 
+/* shadow_answer's "no answer": the shadow cannot answer, walk the guest. */
+#define NO_ANSWER INT32_MIN
+
 /* The shadow answers without a guest walk: a leaf that allows the access
- * (into the TLB), or a current MMIO leaf. 0 when it cannot. */
+ * (into the TLB), or a current MMIO leaf. */
 static int shadow_answer(struct mv_vcpu *v, uint64_t va, unsigned acc,
 			 struct mv_xlate *x)
 {
 	struct shadow_leaf l;
 
 	if (!root_current(v))
-		return 0;
+		return NO_ANSWER;
 	shadow_walk(v, va, &l);
 	if (!l.present || !leaf_allows(v, l.spte, acc))
-		return 0;
+		return NO_ANSWER;
 	unsigned slot = (va >> MV_PAGE_SHIFT) & (SPTES - 1);
 	uint64_t off = va & (MV_PAGE_SIZE - 1);
 
 	if (l.present == 2) {
 		if (!mmio_spte_current(v->mmu, l.spte))
-			return 0;
+			return NO_ANSWER;
 		x->gpa = spte_mmio_gfn(l.spte) << MV_PAGE_SHIFT | off;
 		v->st.mmio++;
 		v->st.mmio_cached++;
@@ -65,12 +68,12 @@ static int shadow_answer(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	uint64_t gpa = sp_leaf_gfn(l.sp, slot) << MV_PAGE_SHIFT;
 
 	if (spte_load(l.sptep) != l.spte)
-		return 0;  /* changed under us: the gfn may be the new one */
+		return NO_ANSWER;  /* changed under us: the gfn may be the new one */
 	tlb_fill(v, va, gpa, l.spte, l.sptep, acc);
 	uint8_t *host = mv_host_page_ptr(v->mmu->host, spte_host_id(l.spte));
 
 	if (!host)
-		return 0;
+		return NO_ANSWER;
 	v->st.shadow_hits++;
 	return ok_result(x, host + off, gpa | off, va);
 }
@@ -85,7 +88,7 @@ static int translate_locked(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	rc = root_load(v);
 	if (!rc)
 		rc = shadow_answer(v, va, acc, x);
-	if (!rc)
+	if (rc == NO_ANSWER)
 		rc = mmu_fault(v, va, acc, x);
 	return rc;
 }
@@ -109,7 +112,7 @@ static int translate_one(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	}
 	v->st.tlb_misses++;
 	rc = shadow_answer(v, va, acc, x);
-	if (rc)
+	if (rc != NO_ANSWER)
 		return rc;
 	mv_vm_lock(v->vm);  /* makes this thread's vCPUs OUTSIDE */
 	rc = translate_locked(v, va, acc, x);

@@ -238,6 +238,26 @@ static int fill_leaf(struct mv_vcpu *v, struct sp *sp, uint64_t va,
 	return MV_VCPU_OK;
 }
 
+/* The guest entries the walk used, read again once build_path has made
+ * their tables tracked (which waited for every vCPU to drop a writable
+ * mapping of them): an entry that changed between the walk and the
+ * tracking was written behind the shadow's back, so walk again (KVM's
+ * gpte_changed). After this, every write to them reaches the track hook,
+ * and none can happen before the leaf is in: we hold the VM lock. */
+static bool entries_unchanged(struct mv_vcpu *v, const struct mv_walk *w)
+{
+	unsigned esize = v->pg.mode == MV_PAGING_LEGACY ? 4 : 8;
+
+	for (unsigned i = 0; i < w->nr_entries; i++) {
+		uint64_t e = 0;
+
+		if (v->gm.read(v->gm.opaque, w->entry_gpa[i], esize, &e) ||
+		    e != w->entry[i])
+			return false;
+	}
+	return true;
+}
+
 /* Room for a whole path before anything changes: the fault never evicts
  * a page it is linking, and a refused allocation changes nothing. */
 static int make_room(struct mv_vcpu *v)
@@ -280,6 +300,8 @@ static int fault_once(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	rc = build_path(v, &w, va, &leaf_sp);
 	if (rc)
 		return rc;
+	if (!entries_unchanged(v, &w))
+		return MV_VCPU_RETRY;
 	return fill_leaf(v, leaf_sp, va, &w, acc, x);
 }
 

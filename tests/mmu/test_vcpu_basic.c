@@ -67,6 +67,7 @@ static void first_write_sets_dirty(void **state)
 	cr3 = vf_new_table(&f);
 	leaf = vf_map4k(&f, cr3, VA, 0x6000, P_W_U);
 	vf_long_mode(&f, cr3);
+	vf_put(&f, 0x6000, 1);  /* private: only the clean PTE stops writes */
 	assert_int_equal(mv_vcpu_read(f.cpu, VA, &val, 8, 0, NULL), 0);
 	assert_int_equal(vf_get(&f, leaf) & (MV_PTE_A | MV_PTE_D), MV_PTE_A);
 	val = 42;

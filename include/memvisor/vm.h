@@ -96,9 +96,14 @@ enum mv_page_flag {
 
 /* 16 bytes per guest page. rmap belongs to the MMU layer: the head of the
  * page's reverse map (gfn -> shadow PTEs), 0 = empty; phys/ never reads it
- * and only zeroes it at creation. */
+ * and only zeroes it at creation. An all-zero descriptor is an untouched
+ * RAM page (ZERO, host id NIL): descriptor arrays are not written at
+ * creation, and the kernel gives them memory only where a descriptor is
+ * written, so untouched guest RAM costs (close to) nothing. */
 struct mv_page {
-	mv_page_id host_id;     /* backing page: private, shared or zero */
+	mv_page_id host_id;     /* private or shared page; NIL when ZERO
+				 * (mv_page_host_id gives MV_ZERO_PAGE),
+				 * ballooned or MMIO */
 	uint32_t rmap;          /* MMU reverse-map head (reserved for mmu/) */
 	uint8_t state;          /* enum mv_page_state */
 	uint8_t type;           /* enum mv_page_type */
@@ -109,8 +114,13 @@ struct mv_page {
 };
 static_assert(sizeof(struct mv_page) == 16, "page descriptor is 16 bytes");
 
+/* The backing page; MV_ZERO_PAGE for a ZERO RAM page, whose descriptor
+ * holds NIL (an all-zero descriptor is an untouched RAM page). */
 static inline mv_page_id mv_page_host_id(const struct mv_page *p)
 {
+	if (p->host_id == MV_NIL_PAGE && p->state == MV_PAGE_ZERO &&
+	    p->type == MV_PAGE_RAM)
+		return MV_ZERO_PAGE;
 	return p->host_id;
 }
 static inline enum mv_page_state mv_page_state(const struct mv_page *p)
@@ -598,7 +608,14 @@ struct mv_vm_stats {
 	uint64_t map_evictions;         /* least recently used unmapped */
 	uint64_t map_fallbacks;         /* seeded chunk: mv_host_page_ptr */
 	uint32_t mapped_chunks;
-	uint64_t metadata_bytes;        /* descriptors, ranges, handlers, cache */
+	/* Memory the VM's own structures hold: descriptor pages the kernel
+	 * has mapped (mincore; a page only ever read counts though it maps
+	 * the kernel's zero page), ranges, handlers, handy array, mapping
+	 * cache. Untouched guest RAM adds nothing. */
+	uint64_t metadata_bytes;
+	/* Address space set aside for descriptors (16 bytes per page of
+	 * every range, MAP_NORESERVE: costs no memory until written). */
+	uint64_t descriptor_reserved_bytes;
 };
 
 /* A consistent copy of the counters (taken under the VM lock). -MV_EINVAL

@@ -165,7 +165,8 @@ static int release_range(struct mv_vm *vm, struct phys_range *r)
 {
 	struct release b = { .n = 0 };
 
-	for (uint64_t i = 0; i < r->npages; i++)
+	for (uint64_t i = desc_next_used(r, 0); i < r->npages;
+	     i = desc_next_used(r, i + 1))
 		release_page(vm, &r->pages[i], &b);
 	release_flush(vm, &b);
 	if (b.ballooned) {

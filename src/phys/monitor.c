@@ -60,7 +60,8 @@ int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 			bitmap[i / 64] = 0;
 		if (p->flags & MV_PAGE_F_DIRTY)
 			bitmap[i / 64] |= bit;
-		p->flags &= (uint8_t)~MV_PAGE_F_DIRTY;
+		if (p->flags & MV_PAGE_F_DIRTY)  /* untouched stays untouched */
+			p->flags &= (uint8_t)~MV_PAGE_F_DIRTY;
 	}
 	mv_vm_unlock(vm);
 	return rc;

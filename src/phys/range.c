@@ -85,9 +85,13 @@ int range_config_check(const struct mv_vm_range *c)
 	return 0;
 }
 
-/* Build @r from a checked configuration; its descriptors all ZERO. */
+/* Build @r from a checked configuration; its descriptors all ZERO. RAM
+ * descriptors are not written at all (an all-zero descriptor is a ZERO
+ * RAM page, desc.c); ROM and MMIO ones get their type. */
 int range_init(struct phys_range *r, const struct mv_vm_range *c)
 {
+	int rc;
+
 	memset(r, 0, sizeof(*r));
 	r->first_gfn = c->gpa >> MV_PAGE_SHIFT;
 	r->npages = c->size >> MV_PAGE_SHIFT;
@@ -96,41 +100,40 @@ int range_init(struct phys_range *r, const struct mv_vm_range *c)
 	r->write = c->write;
 	r->opaque = c->opaque;
 	r->name = strdup(c->name ? c->name : "");
-	r->pages = calloc(r->npages, sizeof(*r->pages));
-	if (!r->name || !r->pages) {
+	rc = r->name ? desc_alloc(r) : -MV_ENOMEM;
+	if (rc) {
 		range_destroy(r);
-		return -MV_ENOMEM;
+		return rc;
 	}
-	for (uint64_t i = 0; i < r->npages; i++) {
-		r->pages[i].type = (uint8_t)c->type;
-		r->pages[i].state = MV_PAGE_ZERO;
-		r->pages[i].host_id = c->type == MV_PAGE_MMIO ? MV_NIL_PAGE
-							      : MV_ZERO_PAGE;
-	}
+	if (c->type != MV_PAGE_RAM)
+		for (uint64_t i = 0; i < r->npages; i++)
+			r->pages[i].type = (uint8_t)c->type;
 	return 0;
 }
 
 void range_destroy(struct phys_range *r)
 {
 	free(r->name);
-	free(r->pages);
+	desc_free(r);
 	r->name = NULL;
-	r->pages = NULL;
 }
 
 /* Put @r (not overlapping any range) into the array at its place. */
 int range_insert(struct mv_vm *vm, const struct phys_range *r)
 {
 	uint32_t at = range_lower_bound(vm, r->first_gfn);
-	struct phys_range *n = realloc(vm->ranges,
-				       (vm->nranges + 1) * sizeof(*n));
+	struct phys_range *n;
 
+	if (desc_spans_reserve(vm, vm->nranges + 1))
+		return -MV_ENOMEM;
+	n = realloc(vm->ranges, (vm->nranges + 1) * sizeof(*n));
 	if (!n)
 		return -MV_ENOMEM;
 	vm->ranges = n;
 	memmove(&n[at + 1], &n[at], (vm->nranges - at) * sizeof(*n));
 	n[at] = *r;
 	vm->nranges++;
+	desc_spans_rebuild(vm);
 	return 0;
 }
 
@@ -140,18 +143,26 @@ void range_delete(struct mv_vm *vm, uint32_t at)
 	memmove(&vm->ranges[at], &vm->ranges[at + 1],
 		(vm->nranges - at - 1) * sizeof(*vm->ranges));
 	vm->nranges--;
+	desc_spans_rebuild(vm);
 }
 
-static int range_cmp(const void *a, const void *b)
-{
-	const struct phys_range *x = a, *y = b;
+struct span {
+	uint64_t first, n;
+};
 
-	return x->first_gfn < y->first_gfn ? -1 : x->first_gfn > y->first_gfn;
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* Copy, validate and sort the configured ranges; descriptors all ZERO. */
-int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
+/* Check every configured range and their overlaps, and count their pages
+ * by type, before anything is allocated: creation asks the pool for the
+ * account first, so a VM the budget refuses costs no descriptor. */
+int ranges_check(const struct mv_vm_config *cfg, uint64_t count[3])
 {
+	struct span *s;
 	int rc = 0;
 
 	if (!cfg->nranges || !cfg->ranges)
@@ -162,6 +173,37 @@ int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
 		rc = range_config_check(&cfg->ranges[i]);
 	if (rc)
 		return rc;
+	s = malloc(cfg->nranges * sizeof(*s));
+	if (!s)
+		return -MV_ENOMEM;
+	count[0] = count[1] = count[2] = 0;
+	for (uint32_t i = 0; i < cfg->nranges; i++) {
+		s[i].first = cfg->ranges[i].gpa >> MV_PAGE_SHIFT;
+		s[i].n = cfg->ranges[i].size >> MV_PAGE_SHIFT;
+		count[cfg->ranges[i].type] += s[i].n;
+	}
+	qsort(s, cfg->nranges, sizeof(*s), span_cmp);
+	for (uint32_t i = 1; i < cfg->nranges && !rc; i++)
+		if (s[i - 1].first + s[i - 1].n > s[i].first)
+			rc = -MV_EEXIST;
+	free(s);
+	return rc;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct phys_range *x = a, *y = b;
+
+	return x->first_gfn < y->first_gfn ? -1 : x->first_gfn > y->first_gfn;
+}
+
+/* Build the ranges of a configuration ranges_check accepted. */
+int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
+{
+	int rc = desc_spans_reserve(vm, cfg->nranges);
+
+	if (rc)
+		return rc;
 	vm->ranges = calloc(cfg->nranges, sizeof(*vm->ranges));
 	if (!vm->ranges)
 		return -MV_ENOMEM;
@@ -170,16 +212,9 @@ int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg)
 		if (!rc)
 			vm->nranges++;
 	}
-	if (rc)
-		return rc;
 	qsort(vm->ranges, vm->nranges, sizeof(*vm->ranges), range_cmp);
-	for (uint32_t i = 1; i < vm->nranges; i++) {
-		const struct phys_range *p = &vm->ranges[i - 1];
-
-		if (p->first_gfn + p->npages > vm->ranges[i].first_gfn)
-			return -MV_EEXIST;
-	}
-	return 0;
+	desc_spans_rebuild(vm);
+	return rc;
 }
 
 void ranges_free(struct mv_vm *vm)
@@ -187,6 +222,8 @@ void ranges_free(struct mv_vm *vm)
 	for (uint32_t i = 0; i < vm->nranges; i++)
 		range_destroy(&vm->ranges[i]);
 	free(vm->ranges);
+	free(vm->spans);
 	vm->ranges = NULL;
-	vm->nranges = 0;
+	vm->spans = NULL;
+	vm->nranges = vm->nspans = vm->spans_cap = 0;
 }

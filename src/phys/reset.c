@@ -61,7 +61,9 @@ static int reset_locked(struct mv_vm *vm)
 			continue;
 		/* Before any page of the range goes back to the pool. */
 		vm_notify(vm, r->first_gfn, r->npages, MV_NOTIFY_RESET);
-		for (uint64_t j = 0; j < r->npages && !rc; j++)
+		/* Only descriptor pages ever used can hold a page. */
+		for (uint64_t j = desc_next_used(r, 0); j < r->npages && !rc;
+		     j = desc_next_used(r, j + 1))
 			rc = reset_page(vm, &r->pages[j], &b);
 	}
 	if (!rc)

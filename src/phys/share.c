@@ -31,7 +31,7 @@ static int side_switch(struct side *s, mv_page_id target, int have_ref)
 	uint8_t dirty = s->p->flags & MV_PAGE_F_DIRTY;
 	int rc = 0;
 
-	if (s->p->host_id == target)
+	if (mv_page_host_id(s->p) == target)
 		return 0;
 	if (target != MV_ZERO_PAGE && !have_ref)
 		rc = mv_host_share_get(s->vm->host, s->vm->id, target);

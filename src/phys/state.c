@@ -18,12 +18,19 @@ const char *mv_page_state_name(enum mv_page_state s)
 	return (unsigned)s < MV_PAGE_STATES ? state_names[s] : "invalid";
 }
 
+/* A ZERO RAM page keeps host id NIL (read as the zero page), so that the
+ * descriptor of a page back to ZERO looks like an untouched one; a page
+ * leaving ZERO marks its descriptor page as used (desc.c). */
 void page_set(struct mv_vm *vm, struct mv_page *p, enum mv_page_state s,
 	      mv_page_id id)
 {
 	if (p->type == MV_PAGE_RAM) {
 		vm->st.pages[p->state]--;
 		vm->st.pages[s]++;
+		if (s == MV_PAGE_ZERO)
+			id = MV_NIL_PAGE;
+		else
+			desc_mark_page(vm, p);
 	}
 	p->state = (uint8_t)s;
 	p->host_id = id;
@@ -41,7 +48,7 @@ void vm_notify(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 
 const uint8_t *page_read_ptr(struct mv_vm *vm, const struct mv_page *p)
 {
-	if (p->state == MV_PAGE_BALLOONED)
+	if (p->state == MV_PAGE_BALLOONED || p->state == MV_PAGE_ZERO)
 		return vm_page_ptr(vm, MV_ZERO_PAGE);
 	return vm_page_ptr(vm, p->host_id);
 }

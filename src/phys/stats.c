@@ -2,13 +2,18 @@
  * VM's own structures cost. */
 #include "vm_internal.h"
 
-static uint64_t metadata_bytes(const struct mv_vm *vm)
+/* What the VM's structures hold in memory: descriptor pages the kernel
+ * has mapped (desc.c: an upper bound), not the address space reserved. */
+static uint64_t metadata_bytes(const struct mv_vm *vm, uint64_t *reserved)
 {
 	uint64_t b = sizeof(*vm);
 
-	for (uint32_t i = 0; i < vm->nranges; i++)
-		b += sizeof(vm->ranges[i]) +
-		     vm->ranges[i].npages * sizeof(struct mv_page);
+	*reserved = 0;
+	for (uint32_t i = 0; i < vm->nranges; i++) {
+		b += sizeof(vm->ranges[i]) + sizeof(struct desc_span) +
+		     desc_resident_bytes(&vm->ranges[i]);
+		*reserved += desc_reserved_bytes(&vm->ranges[i]);
+	}
 	b += (uint64_t)vm->handlers_cap * sizeof(struct phys_handler);
 	b += (uint64_t)vm->handy_high * sizeof(mv_page_id);
 	b += (uint64_t)vm->map.max * sizeof(struct map_slot);
@@ -29,7 +34,7 @@ int mv_vm_get_stats(struct mv_vm *vm, struct mv_vm_stats *st)
 	st->map_evictions = vm->map.evictions;
 	st->map_fallbacks = vm->map.fallbacks;
 	st->mapped_chunks = vm->map.used;
-	st->metadata_bytes = metadata_bytes(vm);
+	st->metadata_bytes = metadata_bytes(vm, &st->descriptor_reserved_bytes);
 	mv_vm_unlock(vm);
 	return 0;
 }

@@ -21,12 +21,10 @@ static int lock_init(struct mv_vm *vm)
 	return 0;
 }
 
-static void count_pages(struct mv_vm *vm, struct mv_reservation *res)
+static void count_pages(struct mv_vm *vm)
 {
 	for (uint32_t i = 0; i < vm->nranges; i++)
 		range_count(vm, &vm->ranges[i], 1);
-	res->base = vm->st.ram_pages + vm->handy_high;
-	res->fixed = vm->st.rom_pages;
 }
 
 static int roms_fill(struct mv_vm *vm, const struct mv_vm_config *cfg)
@@ -48,6 +46,7 @@ static int roms_fill(struct mv_vm *vm, const struct mv_vm_config *cfg)
 static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
 {
 	struct mv_reservation res = { .shadow = cfg->shadow_pages };
+	uint64_t count[3];
 	int rc;
 
 	vm->handy_low = cfg->handy_high ? cfg->handy_low : 16;
@@ -59,17 +58,24 @@ static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	    cfg->map_chunks_max == 1)
 		return -MV_EINVAL;
 	vm->balloon_policy = cfg->balloon_policy;
+	/* Everything checked and the account opened before any structure
+	 * of the VM's size exists: a refusal costs nothing. */
+	rc = ranges_check(cfg, count);
+	if (rc)
+		return rc;
+	res.base = count[MV_PAGE_RAM] + vm->handy_high;
+	res.fixed = count[MV_PAGE_ROM];
+	rc = mv_host_vm_create(vm->host, &res, &vm->id);
+	if (rc)
+		return rc;
 	vm->handy = calloc(vm->handy_high, sizeof(*vm->handy));
 	if (!vm->handy)
 		return -MV_ENOMEM;
 	rc = ranges_build(vm, cfg);
 	if (rc)
 		return rc;
-	count_pages(vm, &res);
+	count_pages(vm);
 	rc = mapcache_init(&vm->map, cfg->map_chunks_max);
-	if (rc)
-		return rc;
-	rc = mv_host_vm_create(vm->host, &res, &vm->id);
 	if (rc)
 		return rc;
 	rc = mv_host_vm_set_mover(vm->host, vm->id, vm_page_move, vm);
@@ -102,13 +108,16 @@ int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
 	return 0;
 }
 
-/* Shared references must go before the account can close. */
+/* Shared references must go before the account can close. Only pages of
+ * descriptors ever used are visited (desc.c). */
 static void put_shared(struct mv_vm *vm)
 {
-	for (uint32_t i = 0; i < vm->nranges; i++) {
+	for (uint32_t i = 0; i < vm->nranges && vm->st.pages[MV_PAGE_SHARED];
+	     i++) {
 		struct phys_range *r = &vm->ranges[i];
 
-		for (uint64_t j = 0; j < r->npages; j++)
+		for (uint64_t j = desc_next_used(r, 0); j < r->npages;
+		     j = desc_next_used(r, j + 1))
 			if (r->pages[j].state == MV_PAGE_SHARED)
 				mv_host_share_put(vm->host, vm->id,
 						  r->pages[j].host_id);

@@ -18,7 +18,15 @@ struct phys_range {
 	mv_mmio_read_fn read;
 	mv_mmio_write_fn write;
 	void *opaque;
-	struct mv_page *pages;
+	struct mv_page *pages;   /* MAP_NORESERVE: see desc.c */
+	uint64_t *touched;       /* RAM: bit per descriptor page used */
+};
+
+/* A RAM range's descriptor array, for desc_mark_page. */
+struct desc_span {
+	const struct mv_page *lo;
+	uint64_t n;
+	uint64_t *touched;
 };
 
 struct phys_handler {
@@ -73,6 +81,8 @@ struct mv_vm {
 	pthread_mutex_t lock;            /* recursive; see vm.h */
 	struct phys_range *ranges;       /* sorted by first_gfn */
 	uint32_t nranges;
+	struct desc_span *spans;         /* RAM ranges by descriptor address */
+	uint32_t nspans, spans_cap;
 	struct phys_handler *handlers;   /* sorted by first_gfn */
 	uint32_t nhandlers, handlers_cap;
 	mv_page_id *handy;
@@ -108,8 +118,19 @@ int range_init(struct phys_range *r, const struct mv_vm_range *c);
 void range_destroy(struct phys_range *r);
 int range_insert(struct mv_vm *vm, const struct phys_range *r);
 void range_delete(struct mv_vm *vm, uint32_t at);
+int ranges_check(const struct mv_vm_config *cfg, uint64_t count[3]);
 int ranges_build(struct mv_vm *vm, const struct mv_vm_config *cfg);
 void ranges_free(struct mv_vm *vm);
+
+/* desc.c */
+int desc_alloc(struct phys_range *r);
+void desc_free(struct phys_range *r);
+uint64_t desc_next_used(const struct phys_range *r, uint64_t i);
+uint64_t desc_resident_bytes(const struct phys_range *r);
+uint64_t desc_reserved_bytes(const struct phys_range *r);
+void desc_spans_rebuild(struct mv_vm *vm);
+int desc_spans_reserve(struct mv_vm *vm, uint32_t n);
+void desc_mark_page(struct mv_vm *vm, const struct mv_page *p);
 
 /* layout.c */
 int range_rom_fill(struct mv_vm *vm, struct phys_range *r,

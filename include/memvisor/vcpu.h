@@ -172,6 +172,8 @@ int mv_vcpu_invpcid(struct mv_vcpu *v, unsigned type, uint32_t pcid,
 #define MV_VCPU_SLOW 3      /* translate: a handler, ROM or a tracked page
 			     * table must see the access: use read/write */
 #define MV_VCPU_RETRY 4     /* guest tables kept changing: re-execute */
+#define MV_VCPU_RING_FULL 5 /* the vCPU's dirty ring is full (dirty.h):
+			     * nothing was done; harvest, reset, repeat */
 
 #define MV_VEC_GP 13
 #define MV_VEC_PF 14
@@ -191,7 +193,7 @@ struct mv_xlate {
 
 /* Translate @va for one access (MV_ACC_* in @acc; MV_ACC_NO_AD refused).
  * Returns MV_VCPU_OK (hva valid as the header says), FAULT, MMIO, SLOW,
- * RETRY, or a negative error: -MV_EBUDGET / -MV_ERESERVATION / -MV_ENOMEM
+ * RETRY, RING_FULL, or a negative error: -MV_EBUDGET / -MV_ERESERVATION / -MV_ENOMEM
  * when no shadow or guest page could be had (nothing changed), -MV_EINVAL
  * for bad arguments. */
 int mv_vcpu_translate(struct mv_vcpu *v, uint64_t va, unsigned acc,

@@ -152,6 +152,13 @@ static int piece(struct mv_vcpu *v, const struct mv_xlate *x, int rc,
 	return mv_vm_phys_read(v->vm, x->gpa, buf, n);
 }
 
+/* Results that end an access before any byte moves. */
+static bool stops(int rc)
+{
+	return rc < 0 || rc == MV_VCPU_FAULT || rc == MV_VCPU_RETRY ||
+	       rc == MV_VCPU_RING_FULL;
+}
+
 static size_t piece_len(uint64_t va, size_t left)
 {
 	size_t room = MV_PAGE_SIZE - (va & (MV_PAGE_SIZE - 1));
@@ -177,17 +184,14 @@ static int access_span(struct mv_vcpu *v, uint64_t va, uint8_t *buf,
 	bool write = acc & MV_ACC_WRITE;
 
 	mv_vm_lock(v->vm);
-	for (size_t done = 0, n; done < len && rc >= 0; done += n) {
+	for (size_t done = 0, n; done < len && !stops(rc); done += n) {
 		n = piece_len(va + done, len - done);
 		rc = translate_one(v, va + done, acc, &x);
-		if (rc == MV_VCPU_FAULT || rc == MV_VCPU_RETRY)
-			break;
 	}
-	for (size_t done = 0, n; done < len && rc >= 0 &&
-	     rc != MV_VCPU_FAULT && rc != MV_VCPU_RETRY; done += n) {
+	for (size_t done = 0, n; done < len && !stops(rc); done += n) {
 		n = piece_len(va + done, len - done);
 		rc = translate_one(v, va + done, acc, &x);
-		if (rc >= 0 && rc != MV_VCPU_FAULT && rc != MV_VCPU_RETRY)
+		if (!stops(rc))
 			rc = piece(v, &x, rc, buf + done, n, write);
 	}
 	vcpu_enter(v);
@@ -213,7 +217,7 @@ static int access(struct mv_vcpu *v, uint64_t va, void *buf, size_t len,
 	rc = translate_one(v, va, acc, &x);
 	if (rc == MV_VCPU_FAULT)
 		return fault_out(f, &x);
-	if (rc < 0 || rc == MV_VCPU_RETRY)
+	if (stops(rc))
 		return rc;
 	return piece(v, &x, rc, buf, len, acc & MV_ACC_WRITE);
 }

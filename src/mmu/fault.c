@@ -172,12 +172,20 @@ static int leaf_page(struct mv_vcpu *v, const struct mv_walk *w, unsigned acc,
 	struct mv_vm *vm = v->vm;
 	uint64_t gfn = w->gpa >> MV_PAGE_SHIFT;
 	struct mv_page *p = mv_vm_page(vm, gfn);
+	int rc;
+
+	/* A clean logged page: this write makes it dirty (and untracked,
+	 * unless it is a guest table) before its bytes land. */
+	if ((acc & MV_ACC_WRITE) && dirty_log_clean(v->mmu, gfn)) {
+		rc = dirty_log_mark(v->mmu, gfn, v);
+		if (rc)
+			return rc;
+	}
 	bool tracked = mv_page_flags(p) & MV_PAGE_F_TRACKED;
 	bool direct_write = mv_page_type(p) == MV_PAGE_RAM && !tracked &&
 			    mv_page_hstate(p) != MV_HSTATE_WRITE &&
 			    mv_page_hstate(p) != MV_HSTATE_ALL;
 	void *ptr;
-	int rc;
 
 	if (mv_page_hstate(p) == MV_HSTATE_ALL)
 		return MV_VCPU_SLOW;

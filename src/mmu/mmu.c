@@ -72,8 +72,12 @@ static void mmu_destroy(void *opaque)
 	mv_vm_set_notify(m->vm, NULL, NULL);
 	mv_vm_set_track_hook(m->vm, NULL, NULL);
 	for (uint32_t i = 0; i < MV_VCPU_MAX; i++)
-		if (m->vcpus[i])
+		if (m->vcpus[i]) {
+			free(m->vcpus[i]->ring.e);
 			free(m->vcpus[i]);
+		}
+	for (uint32_t i = 0; i < MV_DIRTY_SLOTS; i++)
+		free(m->slots[i].bits);
 	sp_free_all(m);
 	pool_drain(m);
 	vm_mmu_set(m->vm, NULL, NULL);

@@ -46,11 +46,15 @@ void mmu_notify_hook(void *opaque, struct mv_vm *vm, uint64_t gfn,
 	(void)vm;
 	if (why == MV_NOTIFY_UNMAP)
 		return;
-	if (count > 4 * (m->st.rmap_entries + m->in_use * 8 + 1024)) {
+	if (content_changes(why))
+		dirty_log_mark_range(m, gfn, count);
+	if (count > 4 * (m->st.rmap_entries + m->in_use * 8 + 1024) &&
+	    !m->defer_commit) {
 		zap_all_locked(m);
 		return;
 	}
 	for (uint64_t i = 0; i < count; i++)
 		one_gfn(m, gfn + i, why);
-	sp_commit_zap(m);
+	if (!m->defer_commit)
+		sp_commit_zap(m);
 }

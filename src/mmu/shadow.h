@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <memvisor/dirty.h>
 #include <memvisor/vcpu.h>
 
 #include "mmu/paging.h"
@@ -83,6 +84,21 @@ struct shadow_pool {
 
 enum vcpu_mode { VCPU_OUTSIDE, VCPU_INSIDE };
 
+/* A logged guest-physical range: bit set = dirty. */
+struct dirty_slot {
+	uint64_t gfn, count;
+	uint64_t *bits;
+	bool used;
+};
+
+/* A vCPU's dirty ring: entries [reset, harvested) were harvested,
+ * [harvested, pushed) wait; the counters only grow. */
+struct dirty_ring {
+	struct mv_dirty_entry *e;
+	uint32_t size;
+	uint32_t pushed, harvested, reset;
+};
+
 #define REQ_TLB_FLUSH (1u << 0)
 #define REQ_RELOAD_ROOT (1u << 1)
 
@@ -98,7 +114,9 @@ struct mv_vcpu {
 	struct mv_vm *vm;
 	uint32_t id;
 	struct mv_paging pg;      /* the walker's context for the registers */
-	struct mv_gmem gm;        /* the VM's memory for the walker */
+	struct mv_gmem gm;        /* the walker's memory: vm_gm + dirty log */
+	struct mv_gmem vm_gm;     /* the VM's memory (mv_gmem_vm_init) */
+	struct dirty_ring ring;
 	struct cpu_state {
 		struct mv_cpu_regs regs;
 	} cpu;
@@ -148,6 +166,10 @@ struct mv_mmu {
 	struct shadow_pool pool;
 	/* tracked guest page tables: count of indirect sps per gfn */
 	uint64_t tracked;
+	/* dirty logging (dirty_log.c) */
+	struct dirty_slot slots[MV_DIRTY_SLOTS];
+	uint32_t nslots;
+	bool defer_commit;        /* notify: leave the shootdown to the caller */
 	/* MMIO generation */
 	_Atomic uint64_t mmio_gen; /* layout generation last seen; SPTEs
 				    * keep its low 19 bits */
@@ -193,7 +215,19 @@ uint64_t rmap_zap_gfn(struct mv_mmu *m, uint64_t gfn);
 uint64_t rmap_write_protect_gfn(struct mv_mmu *m, uint64_t gfn);
 int rmap_reserve(struct mv_mmu *m, uint32_t nodes);
 
+/* dirty_log.c */
+bool dirty_log_clean(const struct mv_mmu *m, uint64_t gfn);
+int dirty_log_mark(struct mv_mmu *m, uint64_t gfn, struct mv_vcpu *v);
+void dirty_log_mark_range(struct mv_mmu *m, uint64_t gfn, uint64_t count);
+void dirty_gmem_init(struct mv_vcpu *v);
+void dirty_protect(struct mv_mmu *m, uint64_t gfn);
+uint64_t dirty_clean_pages(struct mv_mmu *m, struct dirty_slot *s,
+			   uint64_t first, uint64_t count,
+			   bool (*want)(const void *arg, uint64_t i),
+			   const void *arg);
+
 /* track.c */
+void track_update(struct mv_mmu *m, uint64_t gfn);
 void track_sp_created(struct mv_mmu *m, struct sp *sp);
 void track_sp_gone(struct mv_mmu *m, struct sp *sp);
 void mmu_track_hook(void *opaque, struct mv_vm *vm, uint64_t gpa,

@@ -10,24 +10,31 @@
  * (KVM's rules). */
 #include "mmu/shadow.h"
 
+/* A gfn is tracked while it is shadowed as a guest table or is a clean
+ * page of a dirty log; turning tracking on notifies MV_NOTIFY_TRACK, so
+ * the notify hook write-protects every leaf that maps it. A page outside
+ * RAM (ROM) cannot be written and is not tracked. */
+void track_update(struct mv_mmu *m, uint64_t gfn)
+{
+	bool want = sp_gfn_count(m, gfn) || dirty_log_clean(m, gfn);
+	int cur = mv_vm_page_tracked(m->vm, gfn);
+
+	if (want && cur == 0 && mv_vm_track_write(m->vm, gfn, 1) == 0)
+		m->tracked++;
+	else if (!want && cur == 1 && mv_vm_track_write(m->vm, gfn, 0) == 0)
+		m->tracked--;
+}
+
 void track_sp_created(struct mv_mmu *m, struct sp *sp)
 {
-	if (sp->role.direct || sp_gfn_count(m, sp->gfn) != 1)
-		return;
-	/* Turning tracking on notifies MV_NOTIFY_TRACK: the notify hook
-	 * write-protects every leaf that maps the table. A table outside
-	 * RAM (ROM) cannot be written and needs no tracking. */
-	if (mv_vm_track_write(m->vm, sp->gfn, 1) == 0)
-		m->tracked++;
+	if (!sp->role.direct)
+		track_update(m, sp->gfn);
 }
 
 void track_sp_gone(struct mv_mmu *m, struct sp *sp)
 {
-	if (sp->role.direct || sp_gfn_count(m, sp->gfn))
-		return;
-	if (mv_vm_page_tracked(m->vm, sp->gfn) == 1 &&
-	    mv_vm_track_write(m->vm, sp->gfn, 0) == 0)
-		m->tracked--;
+	if (!sp->role.direct)
+		track_update(m, sp->gfn);
 }
 
 /* Zap the shadow entries of @sp that stand for guest entries [first,
@@ -64,6 +71,10 @@ void mmu_track_hook(void *opaque, struct mv_vm *vm, uint64_t gpa,
 
 	(void)vm;
 	(void)bytes;
+	if (dirty_log_clean(m, gfn))
+		dirty_log_mark(m, gfn, NULL);
+	if (!sp_gfn_count(m, gfn))
+		return;
 	m->st.table_writes++;
 	for (struct sp *sp = sp_bucket(m, gfn), *next; sp; sp = next) {
 		next = sp->hash_next;

@@ -31,7 +31,8 @@ static int vcpu_init(struct mv_vcpu *v, struct mv_mmu *m, uint32_t id)
 	v->mmu = m;
 	v->vm = m->vm;
 	v->id = id;
-	rc = mv_gmem_vm_init(&v->gm, m->vm);
+	rc = mv_gmem_vm_init(&v->vm_gm, m->vm);
+	dirty_gmem_init(v);
 	if (!rc)
 		rc = mv_paging_init(&v->pg, &regs, &m->cpu, &v->gm);
 	if (rc)
@@ -98,6 +99,7 @@ void mv_vcpu_destroy(struct mv_vcpu *v)
 	root_drop_all(v);
 	m->vcpus[v->id] = NULL;
 	m->nvcpus--;
+	free(v->ring.e);
 	sp_commit_zap(m);
 	mv_vm_unlock(v->vm);
 	free(v);

@@ -81,4 +81,57 @@ int mv_vcpu_dirty_ring_harvest(struct mv_vcpu *v, struct mv_dirty_entry *out,
  * how many entries were reset. Any thread. */
 int mv_vcpu_dirty_ring_reset(struct mv_vcpu *v, uint32_t *reset);
 
+/* ---- framebuffer dirty ranges from shadow D bits (seed 003) ------------- */
+
+/* A framebuffer: its guest-physical pages in display order (not assumed
+ * contiguous) and the guest-virtual address of the guest's linear mapping
+ * of it in @vcpu's address space. */
+struct mv_fb_config {
+	const uint64_t *gfns;   /* copied */
+	uint32_t npages;        /* 1 .. 1 << 20 */
+	uint64_t va;            /* page aligned */
+	struct mv_vcpu *vcpu;
+};
+
+#define MV_FB_MAX 4
+
+/* -MV_EINVAL (NULL, no pages, unaligned va, a gfn twice, a vCPU of
+ * another VM), -MV_ELIMIT past MV_FB_MAX, -MV_ENOMEM. */
+int mv_fb_register(struct mv_vm *vm, const struct mv_fb_config *cfg,
+		   uint32_t *id);
+int mv_fb_unregister(struct mv_vm *vm, uint32_t id);
+
+/* How a harvest found its answer. */
+enum mv_fb_how {
+	MV_FB_SHADOW,   /* from the shadow leaves' D bits */
+	MV_FB_LOGGED,   /* the mapping was not the expected one: dirty
+			 * logging of the framebuffer's pages answered */
+	MV_FB_ALL,      /* backed off with no log yet: every page dirty */
+};
+
+struct mv_fb_result {
+	uint32_t how;           /* enum mv_fb_how */
+	uint32_t dirty_pages;
+};
+
+/* Which framebuffer pages were written since the last harvest: walks the
+ * shadow leaves of the linear mapping, takes and clears their D bits
+ * atomically (vCPUs keep running), counts a page mapped writable more than
+ * once, or whose leaf was made or torn down, as dirty, and ends with one
+ * TLB flush of every vCPU so that D is set again. A leaf pointing
+ * elsewhere, or a vCPU whose shadow root is not current, makes the
+ * harvest back off to dirty logging of the framebuffer's pages (in runs of
+ * contiguous frames, one dirty-log slot each), until a harvest finds the
+ * mapping as registered again. @bitmap receives npages bits. Writes that
+ * do not go through a vCPU (mv_vm_phys_write, DMA) are not seen in
+ * MV_FB_SHADOW mode: their writer knows of them. */
+int mv_fb_harvest(struct mv_vm *vm, uint32_t id, uint64_t *bitmap,
+		  struct mv_fb_result *res);
+
+/* The rows a display must redraw for a framebuffer of @stride bytes per
+ * row whose pages @bitmap (npages bits) marks: [*first, *last].
+ * -MV_ENOENT when no page is dirty, -MV_EINVAL for a zero stride. */
+int mv_fb_dirty_rows(const uint64_t *bitmap, uint32_t npages,
+		     uint32_t stride, uint64_t *first, uint64_t *last);
+
 #endif

@@ -118,8 +118,11 @@ void dirty_gmem_init(struct mv_vcpu *v)
 
 /* ---- the calls of dirty.h ------------------------------------------------ */
 
-static int slot_new(struct mv_mmu *m, uint64_t gfn, uint64_t count,
-		    unsigned flags, uint32_t *out)
+static void protect_slot(struct mv_mmu *m, const struct dirty_slot *s);
+
+/* A new slot, protected (one flush) unless it starts dirty. */
+int dirty_slot_add(struct mv_mmu *m, uint64_t gfn, uint64_t count,
+		   unsigned flags, uint32_t *out)
 {
 	uint32_t k;
 
@@ -146,7 +149,21 @@ static int slot_new(struct mv_mmu *m, uint64_t gfn, uint64_t count,
 	m->slots[k] = (struct dirty_slot){ gfn, count, bits, true };
 	m->nslots++;
 	*out = k;
+	protect_slot(m, &m->slots[k]);
 	return 0;
+}
+
+void dirty_slot_remove(struct mv_mmu *m, uint32_t slot)
+{
+	struct dirty_slot s = m->slots[slot];
+
+	m->slots[slot].used = false;
+	m->slots[slot].bits = NULL;
+	m->nslots--;
+	for (uint64_t i = 0; i < s.count; i++)
+		if (!bit(s.bits, i))
+			track_update(m, s.gfn + i);
+	free(s.bits);
 }
 
 /* Protect every page of a new clean slot, with one flush. */
@@ -174,9 +191,7 @@ int mv_dirty_log_enable(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	if (rc)
 		return rc;
 	mv_vm_lock(vm);
-	rc = slot_new(m, gfn, count, flags, slot);
-	if (!rc)
-		protect_slot(m, &m->slots[*slot]);
+	rc = dirty_slot_add(m, gfn, count, flags, slot);
 	mv_vm_unlock(vm);
 	return rc;
 }
@@ -191,15 +206,7 @@ int mv_dirty_log_disable(struct mv_vm *vm, uint32_t slot)
 	mv_vm_lock(vm);
 	m = mmu_of(vm);
 	if (m && slot < MV_DIRTY_SLOTS && m->slots[slot].used) {
-		struct dirty_slot s = m->slots[slot];
-
-		m->slots[slot].used = false;
-		m->nslots--;
-		for (uint64_t i = 0; i < s.count; i++)
-			if (!bit(s.bits, i))
-				track_update(m, s.gfn + i);
-		free(s.bits);
-		m->slots[slot].bits = NULL;
+		dirty_slot_remove(m, slot);
 		rc = 0;
 	}
 	mv_vm_unlock(vm);
@@ -207,8 +214,8 @@ int mv_dirty_log_disable(struct mv_vm *vm, uint32_t slot)
 }
 
 /* The slot holding all of [gfn, gfn + count), or NULL. */
-static struct dirty_slot *span_slot(struct mv_mmu *m, uint64_t gfn,
-				    uint64_t count)
+struct dirty_slot *dirty_span_slot(struct mv_mmu *m, uint64_t gfn,
+				   uint64_t count)
 {
 	struct dirty_slot *s = m ? slot_of(m, gfn) : NULL;
 
@@ -226,7 +233,7 @@ int mv_dirty_log_get(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	if (!vm || !bitmap || !count)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	s = span_slot(mmu_of(vm), gfn, count);
+	s = dirty_span_slot(mmu_of(vm), gfn, count);
 	if (!s)
 		rc = -MV_ERANGE;
 	for (uint64_t i = 0; !rc && i < count; i++) {
@@ -276,7 +283,7 @@ int mv_dirty_log_clear(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	if (!vm || !mask || !count)
 		return -MV_EINVAL;
 	mv_vm_lock(vm);
-	s = span_slot(mmu_of(vm), gfn, count);
+	s = dirty_span_slot(mmu_of(vm), gfn, count);
 	if (s)
 		n = dirty_clean_pages(mmu_of(vm), s, gfn - s->gfn, count,
 				      mask_wants, mask);

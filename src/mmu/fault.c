@@ -128,8 +128,11 @@ static void set_leaf(struct mv_mmu *m, struct sp *sp, unsigned slot,
 	sp_zap_spte(m, sp, slot);
 	if (sp->gfns)
 		__atomic_store_n(&sp->gfns[slot], gfn, __ATOMIC_RELAXED);
-	if (spte & SPTE_P)
+	if (spte & SPTE_P) {
 		rmap_add(m, gfn, spte_id_make(sp, slot));  /* reserved */
+		if (m->nfb && (spte & SPTE_SW_WRITABLE))
+			fb_note(m, gfn);
+	}
 	spte_store(&sp->spt[slot], spte);
 }
 

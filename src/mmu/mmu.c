@@ -78,6 +78,7 @@ static void mmu_destroy(void *opaque)
 		}
 	for (uint32_t i = 0; i < MV_DIRTY_SLOTS; i++)
 		free(m->slots[i].bits);
+	fb_free_all(m);
 	sp_free_all(m);
 	pool_drain(m);
 	vm_mmu_set(m->vm, NULL, NULL);

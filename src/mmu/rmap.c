@@ -215,3 +215,49 @@ uint64_t rmap_write_protect_gfn(struct mv_mmu *m, uint64_t gfn)
 					m, m->rnodes[i - 1].ids[k]));
 	return n;
 }
+
+static uint32_t writable(const struct mv_mmu *m, spte_id id)
+{
+	return (spte_load(rmap_sptep(m, id)) & SPTE_SW_WRITABLE) ? 1 : 0;
+}
+
+/* How many leaves map @gfn with write access. */
+uint32_t rmap_writable_count(struct mv_mmu *m, uint64_t gfn)
+{
+	struct mv_page *p = head_of(m, gfn);
+	uint32_t head = p ? mv_page_rmap(p) : 0, n = 0;
+
+	if (!head)
+		return 0;
+	if (!(head & RMAP_MANY))
+		return writable(m, head);
+	for (uint32_t i = (head & ~RMAP_MANY) + 1; i; i = m->rnodes[i - 1].next)
+		for (unsigned k = 0; k < RMAP_NODE_IDS; k++)
+			if (m->rnodes[i - 1].ids[k])
+				n += writable(m, m->rnodes[i - 1].ids[k]);
+	return n;
+}
+
+static uint64_t take_dirty(const struct mv_mmu *m, spte_id id)
+{
+	return __atomic_fetch_and(rmap_sptep(m, id), ~SPTE_D,
+				  __ATOMIC_ACQ_REL) & SPTE_D;
+}
+
+/* Clear the D bit of every leaf of @gfn; nonzero if any had it. */
+uint64_t rmap_take_dirty(struct mv_mmu *m, uint64_t gfn)
+{
+	struct mv_page *p = head_of(m, gfn);
+	uint32_t head = p ? mv_page_rmap(p) : 0;
+	uint64_t d = 0;
+
+	if (!head)
+		return 0;
+	if (!(head & RMAP_MANY))
+		return take_dirty(m, head);
+	for (uint32_t i = (head & ~RMAP_MANY) + 1; i; i = m->rnodes[i - 1].next)
+		for (unsigned k = 0; k < RMAP_NODE_IDS; k++)
+			if (m->rnodes[i - 1].ids[k])
+				d |= take_dirty(m, m->rnodes[i - 1].ids[k]);
+	return d;
+}

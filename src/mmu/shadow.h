@@ -108,6 +108,20 @@ struct cached_root {
 	uint64_t pdpte[4];        /* PAE roots: the registers it was built on */
 };
 
+/* A registered framebuffer (framebuffer.c). */
+struct fb {
+	bool used;
+	bool logged;              /* backed off to dirty logging */
+	uint32_t npages;
+	uint64_t va;
+	struct mv_vcpu *vcpu;
+	uint64_t *gfns;           /* display order */
+	uint64_t (*index)[2];     /* (gfn, page) sorted by gfn */
+	uint64_t *pending;        /* leaves made or torn down */
+	uint32_t runs[MV_DIRTY_SLOTS]; /* dirty-log slots while logged */
+	uint32_t nruns;
+};
+
 struct mv_vcpu {
 	struct mv_tlb tlb;        /* first: mv_vcpu_tlb */
 	struct mv_mmu *mmu;
@@ -170,6 +184,8 @@ struct mv_mmu {
 	struct dirty_slot slots[MV_DIRTY_SLOTS];
 	uint32_t nslots;
 	bool defer_commit;        /* notify: leave the shootdown to the caller */
+	struct fb fbs[MV_FB_MAX];
+	uint32_t nfb;
 	/* MMIO generation */
 	_Atomic uint64_t mmio_gen; /* layout generation last seen; SPTEs
 				    * keep its low 19 bits */
@@ -213,6 +229,8 @@ void rmap_remove(struct mv_mmu *m, uint64_t gfn, spte_id id);
 uint64_t *rmap_sptep(const struct mv_mmu *m, spte_id id);
 uint64_t rmap_zap_gfn(struct mv_mmu *m, uint64_t gfn);
 uint64_t rmap_write_protect_gfn(struct mv_mmu *m, uint64_t gfn);
+uint32_t rmap_writable_count(struct mv_mmu *m, uint64_t gfn);
+uint64_t rmap_take_dirty(struct mv_mmu *m, uint64_t gfn);
 int rmap_reserve(struct mv_mmu *m, uint32_t nodes);
 
 /* dirty_log.c */
@@ -221,6 +239,15 @@ int dirty_log_mark(struct mv_mmu *m, uint64_t gfn, struct mv_vcpu *v);
 void dirty_log_mark_range(struct mv_mmu *m, uint64_t gfn, uint64_t count);
 void dirty_gmem_init(struct mv_vcpu *v);
 void dirty_protect(struct mv_mmu *m, uint64_t gfn);
+int dirty_slot_add(struct mv_mmu *m, uint64_t gfn, uint64_t count,
+		   unsigned flags, uint32_t *slot);
+void dirty_slot_remove(struct mv_mmu *m, uint32_t slot);
+struct dirty_slot *dirty_span_slot(struct mv_mmu *m, uint64_t gfn,
+				   uint64_t count);
+
+/* framebuffer.c */
+void fb_note(struct mv_mmu *m, uint64_t gfn);
+void fb_free_all(struct mv_mmu *m);
 uint64_t dirty_clean_pages(struct mv_mmu *m, struct dirty_slot *s,
 			   uint64_t first, uint64_t count,
 			   bool (*want)(const void *arg, uint64_t i),

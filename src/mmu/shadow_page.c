@@ -229,10 +229,13 @@ void sp_zap_spte(struct mv_mmu *m, struct sp *sp, unsigned slot)
 	if (!(e & SPTE_P) && !spte_is_mmio(e))
 		return;
 	if (e & SPTE_P) {
-		if (sp->role.level == 1)
-			rmap_remove(m, sp_leaf_gfn(sp, slot),
-				    spte_id_make(sp, slot));
-		else
+		if (sp->role.level == 1) {
+			uint64_t gfn = sp_leaf_gfn(sp, slot);
+
+			rmap_remove(m, gfn, spte_id_make(sp, slot));
+			if (m->nfb && (e & SPTE_D))
+				fb_note(m, gfn);
+		} else
 			parent_remove(sp_of_link(m, e),
 				      spte_id_make(sp, slot));
 	}

@@ -6,6 +6,10 @@
 #   make bench               all benchmarks -> build/bench/results.jsonl
 #   make fuzz                the libFuzzer targets (clang), in build-fuzz/
 #   make test-real           tests that boot a real Linux guest under QEMU
+#   make install             library, headers, memvisor.pc, CMake package,
+#                            tool and manual pages under PREFIX (/usr/local),
+#                            staged under DESTDIR if set
+#   make uninstall           remove what the last `make install` installed
 SANITIZE ?=
 comma := ,
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -17,12 +21,14 @@ BUILD ?= build-$(subst $(comma),-,$(SANITIZE))
 BUILD_TYPE ?= Debug
 endif
 TOOL = $(BUILD)/tools/memvisor
+PREFIX ?= /usr/local
+MANIFEST = $(BUILD)/install_manifest.txt
 CTEST_ARGS = --output-on-failure -j $(JOBS)
 ifeq ($(SANITIZE),thread)
 CTEST_ARGS += -L concurrent
 endif
 
-.PHONY: all deps configure build run test bench fuzz test-real clean
+.PHONY: all deps configure build run test bench fuzz test-real install uninstall clean
 
 all: build
 
@@ -62,6 +68,14 @@ fuzz:
 test-real: build
 	@scripts/install-deps.sh real
 	tests/real/run.sh $(TOOL)
+
+# CMake's install rules; `make uninstall` removes what the manifest names,
+# under the same DESTDIR.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+uninstall:
+	@DESTDIR="$(DESTDIR)" scripts/uninstall.sh $(MANIFEST)
 
 clean:
 	rm -rf build build-* 

@@ -7,6 +7,9 @@
 set -eu
 
 packages=(cmake make gcc pkg-config libxxhash-dev libzstd-dev libcmocka-dev)
+# tests/install: nm (binutils) for the exported symbols, mandoc and man-db
+# (groff) to check that the manual pages render without warnings.
+packages+=(binutils mandoc man-db groff-base)
 # tests/real: boots Debian kernels under QEMU TCG with busybox initramfs images.
 packages+=(qemu-system-x86 cpio busybox-static socat)
 if [ "${1:-}" = fuzz ]; then

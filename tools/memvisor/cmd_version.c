@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <memvisor/host.h>
+#include <memvisor/version.h>
 
 #include "cmd.h"
 
@@ -18,7 +19,7 @@ static int version_main(int argc, char **argv)
 			"usage: memvisor version\n", argv[1]);
 		return 2;
 	}
-	printf("memvisor 0.1.0 (page %u bytes, chunk %u pages)\n",
+	printf("memvisor %s (page %u bytes, chunk %u pages)\n", mv_version(),
 	       MV_PAGE_SIZE, MV_CHUNK_PAGES);
 	return tool_output_finish("version") ? 1 : 0;
 }

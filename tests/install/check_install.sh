@@ -141,6 +141,18 @@ ldd "$tmp/pc/two_vms" 2>/dev/null | grep -q "libmemvisor.so.$soversion => $libdi
 	fail "two_vms does not use $libdir/libmemvisor.so.$soversion"
 run_examples pkg-config "$tmp/pc"
 
+# Fully static, from pkg-config --static alone (Requires.private and
+# Libs.private must name everything libmemvisor.a needs).
+mkdir "$tmp/st"
+for p in "${progs[@]}"; do
+	cc -std=c11 -static -o "$tmp/st/$p" "$tmp/ex/$p.c" \
+		$(pkg-config --static --cflags --libs memvisor) 2>"$tmp/cc.log" ||
+		fail "pkg-config --static build of $p: $(cat "$tmp/cc.log")"
+done
+readelf -d "$tmp/st/two_vms" 2>/dev/null | grep -q NEEDED &&
+	fail "the --static two_vms is linked dynamically"
+run_examples pkg-config-static "$tmp/st"
+
 # The installed Makefile (pkg-config) builds them too.
 make -s -C "$tmp/ex" >"$tmp/make.log" 2>&1 || fail "examples/Makefile: $(cat "$tmp/make.log")"
 run_examples Makefile "$tmp/ex"

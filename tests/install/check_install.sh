@@ -149,6 +149,26 @@ for p in "${progs[@]}"; do
 		$(pkg-config --static --cflags --libs memvisor) 2>"$tmp/cc.log" ||
 		fail "pkg-config --static build of $p: $(cat "$tmp/cc.log")"
 done
+# A program that takes the address of every public function pulls every
+# object of libmemvisor.a in, so each dependency must be on the line.
+{
+	for h in "$prefix"/include/memvisor/*.h; do
+		echo "#include <memvisor/$(basename "$h")>"
+	done
+	echo "#include <stdio.h>"
+	echo "static void (*const every[])(void) = {"
+	public_functions | sed 's/.*/\t(void (*)(void))\&&,/'
+	echo "};"
+	echo 'int main(void) { printf("%zu\n", sizeof(every) / sizeof(every[0])); return 0; }'
+} >"$tmp/every.c"
+nfun=$(public_functions | wc -l)
+for how in "" --static; do
+	cc -std=gnu11 ${how:+-static} -o "$tmp/every" "$tmp/every.c" \
+		$(pkg-config $how --cflags --libs memvisor) 2>"$tmp/cc.log" ||
+		{ fail "every public function, pkg-config $how: $(cat "$tmp/cc.log")"; continue; }
+	[ "$(LD_LIBRARY_PATH=$libdir "$tmp/every")" = "$nfun" ] ||
+		fail "every public function, pkg-config $how: wrong count"
+done
 readelf -d "$tmp/st/two_vms" 2>/dev/null | grep -q NEEDED &&
 	fail "the --static two_vms is linked dynamically"
 run_examples pkg-config-static "$tmp/st"

@@ -84,6 +84,8 @@ static int translate_locked(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	int rc;
 
 	vcpu_check_requests(v);
+	if (v->vh_sync)
+		vh_sync_stale(v);
 	mmio_sync(v->mmu);
 	rc = root_load(v);
 	if (!rc)
@@ -111,7 +113,7 @@ static int translate_one(struct mv_vcpu *v, uint64_t va, unsigned acc,
 		return MV_VCPU_OK;
 	}
 	v->st.tlb_misses++;
-	rc = shadow_answer(v, va, acc, x);
+	rc = v->vh_sync ? NO_ANSWER : shadow_answer(v, va, acc, x);
 	if (rc != NO_ANSWER)
 		return rc;
 	mv_vm_lock(v->vm);  /* makes this thread's vCPUs OUTSIDE */
@@ -134,9 +136,18 @@ int mv_vcpu_translate(struct mv_vcpu *v, uint64_t va, unsigned acc,
 
 /* Move one translated piece: memory directly, anything else through the
  * VM's physical access path (MMIO, handlers, ROM, tracked page tables). */
-static int piece(struct mv_vcpu *v, const struct mv_xlate *x, int rc,
-		 uint8_t *buf, size_t n, bool write)
+static int piece(struct mv_vcpu *v, uint64_t va, const struct mv_xlate *x,
+		 int rc, uint8_t *buf, size_t n, unsigned acc)
 {
+	bool write = acc & MV_ACC_WRITE;
+
+	if (rc == MV_VCPU_SLOW && v->mmu->nvh_total) {
+		bool handled;
+		int hrc = vh_dispatch(v, va, x->gpa, buf, n, acc, &handled);
+
+		if (handled)
+			return hrc;
+	}
 	if (rc == MV_VCPU_OK) {
 		if (write)
 			memmove(x->hva, buf, n);
@@ -181,7 +192,6 @@ static int access_span(struct mv_vcpu *v, uint64_t va, uint8_t *buf,
 {
 	struct mv_xlate x;
 	int rc = 0;
-	bool write = acc & MV_ACC_WRITE;
 
 	mv_vm_lock(v->vm);
 	for (size_t done = 0, n; done < len && !stops(rc); done += n) {
@@ -192,7 +202,7 @@ static int access_span(struct mv_vcpu *v, uint64_t va, uint8_t *buf,
 		n = piece_len(va + done, len - done);
 		rc = translate_one(v, va + done, acc, &x);
 		if (!stops(rc))
-			rc = piece(v, &x, rc, buf + done, n, write);
+			rc = piece(v, va + done, &x, rc, buf + done, n, acc);
 	}
 	vcpu_enter(v);
 	mv_vm_unlock(v->vm);
@@ -219,7 +229,7 @@ static int access(struct mv_vcpu *v, uint64_t va, void *buf, size_t len,
 		return fault_out(f, &x);
 	if (stops(rc))
 		return rc;
-	return piece(v, &x, rc, buf, len, acc & MV_ACC_WRITE);
+	return piece(v, va, &x, rc, buf, len, acc);
 }
 
 int mv_vcpu_read(struct mv_vcpu *v, uint64_t va, void *buf, size_t len,

@@ -185,12 +185,14 @@ static int leaf_page(struct mv_vcpu *v, const struct mv_walk *w, unsigned acc,
 			return rc;
 	}
 	bool tracked = mv_page_flags(p) & MV_PAGE_F_TRACKED;
+	unsigned vs = vh_gfn_state(v->mmu, gfn);
 	bool direct_write = mv_page_type(p) == MV_PAGE_RAM && !tracked &&
 			    mv_page_hstate(p) != MV_HSTATE_WRITE &&
-			    mv_page_hstate(p) != MV_HSTATE_ALL;
+			    mv_page_hstate(p) != MV_HSTATE_ALL &&
+			    vs == VH_STATE_NONE;
 	void *ptr;
 
-	if (mv_page_hstate(p) == MV_HSTATE_ALL)
+	if (mv_page_hstate(p) == MV_HSTATE_ALL || vs == VH_STATE_ALL)
 		return MV_VCPU_SLOW;
 	if ((acc & MV_ACC_WRITE) && !direct_write)
 		return MV_VCPU_SLOW;
@@ -298,6 +300,10 @@ static int fault_once(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	if (rc)
 		return rc;
 	v->st.faults++;
+	if (v->nvh && vh_hyper(v, va)) {
+		x->gpa = 0;  /* the monitor's: never mapped, never walked */
+		return MV_VCPU_SLOW;
+	}
 	rc = mv_walk(&v->pg, &v->gm, va, acc, &w);
 	if (rc < 0)
 		return rc;
@@ -308,6 +314,8 @@ static int fault_once(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	}
 	if (!sp_valid(v->mmu, v->root.sp))
 		return MV_VCPU_RETRY;
+	if (v->nvh)
+		vh_fault_seen(v, va, &w);
 	rc = build_path(v, &w, va, &leaf_sp);
 	if (rc)
 		return rc;

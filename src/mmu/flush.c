@@ -88,6 +88,8 @@ void vcpu_check_requests(struct mv_vcpu *v)
 
 	if (r & REQ_TLB_FLUSH)
 		tlb_flush_all(v);
+	if (r & REQ_VH_SYNC)
+		v->vh_sync = true;
 	atomic_store(&v->ack_gen, gen);
 	v->st.acks++;
 }

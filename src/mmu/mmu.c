@@ -73,6 +73,7 @@ static void mmu_destroy(void *opaque)
 	mv_vm_set_track_hook(m->vm, NULL, NULL);
 	for (uint32_t i = 0; i < MV_VCPU_MAX; i++)
 		if (m->vcpus[i]) {
+			vh_free(m->vcpus[i]);
 			free(m->vcpus[i]->ring.e);
 			free(m->vcpus[i]);
 		}

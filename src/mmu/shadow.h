@@ -17,6 +17,7 @@
 
 #include <memvisor/dirty.h>
 #include <memvisor/vcpu.h>
+#include <memvisor/vhandler.h>
 
 #include "mmu/paging.h"
 #include "mmu/spte.h"
@@ -101,6 +102,7 @@ struct dirty_ring {
 
 #define REQ_TLB_FLUSH (1u << 0)
 #define REQ_RELOAD_ROOT (1u << 1)
+#define REQ_VH_SYNC (1u << 2)
 
 struct cached_root {
 	struct sp *sp;
@@ -120,6 +122,46 @@ struct fb {
 	uint64_t *pending;        /* leaves made or torn down */
 	uint32_t runs[MV_DIRTY_SLOTS]; /* dirty-log slots while logged */
 	uint32_t nruns;
+};
+
+/* Virtual handlers (vhandler.c). */
+struct vh_page {
+	uint64_t gfn;             /* cached translation, VH_NONE: unmapped */
+	uint64_t tables[MV_WALK_MAX_LEVELS]; /* gfns of the tables it used */
+	uint8_t ntables;
+	bool stale;               /* a table it used was written */
+};
+
+#define VH_NONE UINT64_MAX
+
+struct vhandler {
+	bool used;
+	uint8_t kind;             /* enum mv_vhandler_kind */
+	uint64_t va, npages;
+	mv_vhandler_fn fn;
+	mv_vhandler_inval_fn inval;
+	void *opaque;
+	struct vh_page *pages;    /* ALL and WRITE */
+};
+
+/* Sparse bitmap of handled pages: 1 GiB regions. */
+#define VH_REGION_SHIFT 30
+#define VH_REGION_WORDS ((1u << (VH_REGION_SHIFT - MV_PAGE_SHIFT)) / 64)
+#define VH_BUCKETS 64
+struct vh_region {
+	uint64_t region;
+	uint32_t pages;           /* bits set */
+	struct vh_region *next;
+	uint64_t bits[VH_REGION_WORDS];
+};
+
+/* A guest frame under virtual handlers (the phys -> virt cache). */
+struct vh_gfn {
+	uint64_t gfn;
+	uint32_t writes, alls;    /* handler pages mapping it, by kind */
+	uint32_t tables;          /* handler pages whose walk reads it */
+	uint32_t vcpu, handler;   /* one of them, for dispatch */
+	struct vh_gfn *next;
 };
 
 struct mv_vcpu {
@@ -147,6 +189,10 @@ struct mv_vcpu {
 	struct mv_vcpu *tls_next; /* the owner's INSIDE vCPUs (flush.c) */
 	uint8_t entry_flags[MV_TLB_CLASSES][MV_TLB_SIZE]; /* TLBF_* */
 	uint64_t entry_gpa[MV_TLB_CLASSES][MV_TLB_SIZE];  /* page gpa */
+	struct vhandler vh[MV_VHANDLER_MAX];
+	uint32_t nvh;
+	struct vh_region *vh_map[VH_BUCKETS];
+	bool vh_sync;             /* stale pages wait for a sync */
 	struct mv_vcpu_stats st;
 };
 
@@ -186,6 +232,9 @@ struct mv_mmu {
 	bool defer_commit;        /* notify: leave the shootdown to the caller */
 	struct fb fbs[MV_FB_MAX];
 	uint32_t nfb;
+	struct vh_gfn *vh_gfns[VH_BUCKETS];
+	uint32_t nvh_gfns;
+	uint32_t nvh_total;       /* virtual handlers of every vCPU */
 	/* MMIO generation */
 	_Atomic uint64_t mmio_gen; /* layout generation last seen; SPTEs
 				    * keep its low 19 bits */
@@ -244,6 +293,20 @@ int dirty_slot_add(struct mv_mmu *m, uint64_t gfn, uint64_t count,
 void dirty_slot_remove(struct mv_mmu *m, uint32_t slot);
 struct dirty_slot *dirty_span_slot(struct mv_mmu *m, uint64_t gfn,
 				   uint64_t count);
+
+/* vhandler.c */
+enum { VH_STATE_NONE, VH_STATE_WRITE, VH_STATE_ALL };
+unsigned vh_gfn_state(const struct mv_mmu *m, uint64_t gfn);
+bool vh_table_used(const struct mv_mmu *m, uint64_t gfn);
+bool vh_hyper(const struct mv_vcpu *v, uint64_t va);
+void vh_fault_seen(struct mv_vcpu *v, uint64_t va, const struct mv_walk *w);
+void vh_invlpg(struct mv_vcpu *v, uint64_t va);
+void vh_sync_all(struct mv_vcpu *v);
+void vh_sync_stale(struct mv_vcpu *v);
+void vh_table_written(struct mv_mmu *m, uint64_t gfn);
+int vh_dispatch(struct mv_vcpu *v, uint64_t va, uint64_t gpa, void *buf,
+		size_t n, unsigned acc, bool *handled);
+void vh_free(struct mv_vcpu *v);
 
 /* framebuffer.c */
 void fb_note(struct mv_mmu *m, uint64_t gfn);

@@ -10,13 +10,14 @@
  * (KVM's rules). */
 #include "mmu/shadow.h"
 
-/* A gfn is tracked while it is shadowed as a guest table or is a clean
- * page of a dirty log; turning tracking on notifies MV_NOTIFY_TRACK, so
+/* A gfn is tracked while it is shadowed as a guest table, is a clean page
+ * of a dirty log, or is a table a virtual handler's translation reads; turning tracking on notifies MV_NOTIFY_TRACK, so
  * the notify hook write-protects every leaf that maps it. A page outside
  * RAM (ROM) cannot be written and is not tracked. */
 void track_update(struct mv_mmu *m, uint64_t gfn)
 {
-	bool want = sp_gfn_count(m, gfn) || dirty_log_clean(m, gfn);
+	bool want = sp_gfn_count(m, gfn) || dirty_log_clean(m, gfn) ||
+		    vh_table_used(m, gfn);
 	int cur = mv_vm_page_tracked(m->vm, gfn);
 
 	if (want && cur == 0 && mv_vm_track_write(m->vm, gfn, 1) == 0)
@@ -61,20 +62,11 @@ static bool misaligned(unsigned off, size_t len, unsigned esize)
 	return len < 4 || (off / esize) != ((off + len - 1) / esize);
 }
 
-void mmu_track_hook(void *opaque, struct mv_vm *vm, uint64_t gpa,
-		    const void *bytes, size_t len)
+static void table_written(struct mv_mmu *m, uint64_t gfn, unsigned off,
+			  size_t len)
 {
-	struct mv_mmu *m = opaque;
-	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
-	unsigned off = gpa & (MV_PAGE_SIZE - 1);
 	bool unshadow = false;
 
-	(void)vm;
-	(void)bytes;
-	if (dirty_log_clean(m, gfn))
-		dirty_log_mark(m, gfn, NULL);
-	if (!sp_gfn_count(m, gfn))
-		return;
 	m->st.table_writes++;
 	for (struct sp *sp = sp_bucket(m, gfn), *next; sp; sp = next) {
 		next = sp->hash_next;
@@ -95,5 +87,21 @@ void mmu_track_hook(void *opaque, struct mv_vm *vm, uint64_t gpa,
 	}
 	if (unshadow)
 		sp_zap_gfn(m, gfn);
+}
+
+void mmu_track_hook(void *opaque, struct mv_vm *vm, uint64_t gpa,
+		    const void *bytes, size_t len)
+{
+	struct mv_mmu *m = opaque;
+	uint64_t gfn = gpa >> MV_PAGE_SHIFT;
+
+	(void)vm;
+	(void)bytes;
+	if (dirty_log_clean(m, gfn))
+		dirty_log_mark(m, gfn, NULL);
+	if (m->nvh_total)
+		vh_table_written(m, gfn);
+	if (sp_gfn_count(m, gfn))
+		table_written(m, gfn, gpa & (MV_PAGE_SIZE - 1), len);
 	sp_commit_zap(m);
 }

@@ -96,6 +96,7 @@ void mv_vcpu_destroy(struct mv_vcpu *v)
 
 	vcpu_leave(v);
 	mv_vm_lock(v->vm);
+	vh_free(v);
 	root_drop_all(v);
 	m->vcpus[v->id] = NULL;
 	m->nvcpus--;
@@ -145,8 +146,10 @@ int mv_vcpu_set_regs(struct mv_vcpu *v, const struct mv_cpu_regs *regs)
 	vcpu_enter(v);
 	int rc = paging_reload(v, regs);
 
-	if (!rc)
+	if (!rc) {
 		tlb_flush_all(v);
+		vh_sync_all(v);
+	}
 	return rc;
 }
 
@@ -172,6 +175,7 @@ static int write_cr3(struct mv_vcpu *v, uint64_t val)
 
 	if (!keep)
 		tlb_flush_nonglobal(v);
+	vh_sync_all(v);  /* the range may translate differently now */
 	return 0;
 }
 
@@ -200,6 +204,8 @@ static int write_ctl(struct mv_vcpu *v, enum mv_cpu_reg reg, uint64_t val)
 	rc = paging_reload(v, &r);
 	if (!rc && (changed & flush_mask))
 		tlb_flush_all(v);
+	if (!rc)
+		vh_sync_all(v);
 	return rc;
 }
 
@@ -240,8 +246,10 @@ int mv_vcpu_invlpg(struct mv_vcpu *v, uint64_t va)
 		return -MV_EINVAL;
 	vcpu_enter(v);
 	v->st.invlpg++;
-	if (mv_paging_is_canonical(&v->pg, va))
+	if (mv_paging_is_canonical(&v->pg, va)) {
 		tlb_flush_va(v, va);
+		vh_invlpg(v, va);
+	}
 	return 0;
 }
 

@@ -102,15 +102,17 @@ static int translate_one(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	int rc;
 
 	v->st.accesses++;
+	va &= v->tlb.va_mask;
+	/* A hit needs no canonical check: only canonical pages are filled,
+	 * and a change of LA57 or of the paging mode flushes the TLB. */
+	if (tlb_hit(v, va, acc, x)) {
+		v->st.tlb_hits++;
+		return MV_VCPU_OK;
+	}
 	if (v->pg.mode >= MV_PAGING_LONG4 && !mv_paging_is_canonical(&v->pg, va)) {
 		x->fault = (struct mv_fault){ MV_VEC_GP, 0, va };
 		v->st.guest_faults++;
 		return MV_VCPU_FAULT;
-	}
-	va &= v->tlb.va_mask;
-	if (tlb_hit(v, va, acc, x)) {
-		v->st.tlb_hits++;
-		return MV_VCPU_OK;
 	}
 	v->st.tlb_misses++;
 	rc = v->vh_sync ? NO_ANSWER : shadow_answer(v, va, acc, x);
@@ -134,6 +136,20 @@ int mv_vcpu_translate(struct mv_vcpu *v, uint64_t va, unsigned acc,
 	return translate_one(v, va, acc, x);
 }
 
+/* memmove, with the sizes of single loads and stores inlined (an
+ * emulator's common case: the call of memmove costs as much as the rest
+ * of a TLB hit). */
+static void move(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 8: memmove(dst, src, 8); break;
+	case 4: memmove(dst, src, 4); break;
+	case 2: memmove(dst, src, 2); break;
+	case 1: memmove(dst, src, 1); break;
+	default: memmove(dst, src, n); break;
+	}
+}
+
 /* Move one translated piece: memory directly, anything else through the
  * VM's physical access path (MMIO, handlers, ROM, tracked page tables). */
 static int piece(struct mv_vcpu *v, uint64_t va, const struct mv_xlate *x,
@@ -149,10 +165,7 @@ static int piece(struct mv_vcpu *v, uint64_t va, const struct mv_xlate *x,
 			return hrc;
 	}
 	if (rc == MV_VCPU_OK) {
-		if (write)
-			memmove(x->hva, buf, n);
-		else
-			memmove(buf, x->hva, n);
+		move(write ? x->hva : buf, write ? buf : x->hva, n);
 		return 0;
 	}
 	if (write) {

@@ -224,6 +224,22 @@ struct dirty_slot *dirty_span_slot(struct mv_mmu *m, uint64_t gfn,
 	return s;
 }
 
+/* 64 bits of @b from bit @off (bits past the array's end are not read
+ * when the caller keeps @off + 64 within it, or masks them off). */
+static uint64_t bits_at(const uint64_t *b, uint64_t off, uint64_t nbits)
+{
+	uint64_t w = b[off / 64] >> (off % 64);
+
+	if (off % 64 && (off / 64 + 1) * 64 < nbits)
+		w |= b[off / 64 + 1] << (64 - off % 64);
+	return w;
+}
+
+static uint64_t low_mask(uint64_t n)
+{
+	return n >= 64 ? UINT64_MAX : (1ull << n) - 1;
+}
+
 int mv_dirty_log_get(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 		     uint64_t *bitmap)
 {
@@ -236,42 +252,47 @@ int mv_dirty_log_get(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	s = dirty_span_slot(mmu_of(vm), gfn, count);
 	if (!s)
 		rc = -MV_ERANGE;
-	for (uint64_t i = 0; !rc && i < count; i++) {
-		if (i % 64 == 0)
-			bitmap[i / 64] = 0;
-		if (bit(s->bits, gfn - s->gfn + i))
-			bitmap[i / 64] |= 1ull << (i % 64);
-	}
+	for (uint64_t i = 0; !rc && i < count; i += 64)
+		bitmap[i / 64] = bits_at(s->bits, gfn - s->gfn + i, s->count) &
+				 low_mask(count - i);
 	mv_vm_unlock(vm);
 	return rc;
 }
 
-/* Make the dirty pages of [first, first + count) of @s selected by @want
- * clean: protect all, flush once, then clear their bits. */
+/* Make the dirty pages of [first, first + count) of @s that @mask selects
+ * (NULL: all) clean: protect them all, flush once, then clear their bits.
+ * Word at a time: a slot of a GiB with 1% dirty touches 4096 words. */
 uint64_t dirty_clean_pages(struct mv_mmu *m, struct dirty_slot *s,
 			   uint64_t first, uint64_t count,
-			   bool (*want)(const void *arg, uint64_t i),
-			   const void *arg)
+			   const uint64_t *mask)
 {
 	uint64_t n = 0;
 
 	m->defer_commit = true;
-	for (uint64_t i = 0; i < count; i++)
-		if (want(arg, i) && bit(s->bits, first + i))
-			dirty_protect(m, s->gfn + first + i);
+	for (uint64_t i = 0; i < count; i += 64) {
+		uint64_t sel = bits_at(s->bits, first + i, s->count) &
+			       (mask ? mask[i / 64] : UINT64_MAX) &
+			       low_mask(count - i);
+
+		for (; sel; sel &= sel - 1)
+			dirty_protect(m, s->gfn + first + i +
+					    (uint64_t)__builtin_ctzll(sel));
+	}
 	m->defer_commit = false;
 	sp_commit_zap(m);
-	for (uint64_t i = 0; i < count; i++)
-		if (want(arg, i) && bit(s->bits, first + i)) {
-			s->bits[(first + i) / 64] &= ~(1ull << ((first + i) % 64));
+	for (uint64_t i = 0; i < count; i += 64) {
+		uint64_t sel = bits_at(s->bits, first + i, s->count) &
+			       (mask ? mask[i / 64] : UINT64_MAX) &
+			       low_mask(count - i);
+
+		for (; sel; sel &= sel - 1) {
+			uint64_t k = first + i + (uint64_t)__builtin_ctzll(sel);
+
+			s->bits[k / 64] &= ~(1ull << (k % 64));
 			n++;
 		}
+	}
 	return n;
-}
-
-static bool mask_wants(const void *arg, uint64_t i)
-{
-	return bit(arg, i);
 }
 
 int mv_dirty_log_clear(struct mv_vm *vm, uint64_t gfn, uint64_t count,
@@ -286,7 +307,7 @@ int mv_dirty_log_clear(struct mv_vm *vm, uint64_t gfn, uint64_t count,
 	s = dirty_span_slot(mmu_of(vm), gfn, count);
 	if (s)
 		n = dirty_clean_pages(mmu_of(vm), s, gfn - s->gfn, count,
-				      mask_wants, mask);
+				      mask);
 	mv_vm_unlock(vm);
 	if (!s)
 		return -MV_ERANGE;

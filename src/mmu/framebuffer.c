@@ -213,12 +213,6 @@ static bool log_frames(struct mv_mmu *m, struct fb *fb)
 	return true;
 }
 
-static bool all_pages(const void *arg, uint64_t i)
-{
-	(void)arg, (void)i;
-	return true;
-}
-
 static void harvest_log(struct mv_mmu *m, struct fb *fb, uint64_t *bitmap)
 {
 	for (uint32_t r = 0; r < fb->nruns; r++) {
@@ -228,7 +222,7 @@ static void harvest_log(struct mv_mmu *m, struct fb *fb, uint64_t *bitmap)
 			if ((s->bits[i / 64] >> (i % 64)) & 1)
 				set_bit(bitmap, (uint64_t)fb_page(fb,
 								  s->gfn + i));
-		dirty_clean_pages(m, s, 0, s->count, all_pages, NULL);
+		dirty_clean_pages(m, s, 0, s->count, NULL);
 	}
 }
 

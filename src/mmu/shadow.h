@@ -313,8 +313,7 @@ void fb_note(struct mv_mmu *m, uint64_t gfn);
 void fb_free_all(struct mv_mmu *m);
 uint64_t dirty_clean_pages(struct mv_mmu *m, struct dirty_slot *s,
 			   uint64_t first, uint64_t count,
-			   bool (*want)(const void *arg, uint64_t i),
-			   const void *arg);
+			   const uint64_t *mask);
 
 /* track.c */
 void track_update(struct mv_mmu *m, uint64_t gfn);

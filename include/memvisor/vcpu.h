@@ -23,11 +23,17 @@
  * TLB lookup, or mv_vcpu_quiesce(). A vCPU thread that is about to block,
  * or to run for long without calling in, calls mv_vcpu_exit() first; an
  * INSIDE vCPU that never calls in holds up every such caller, as a held
- * lock would. OUTSIDE vCPUs are never waited for.
+ * lock would. OUTSIDE vCPUs are never waited for. A call into the VM
+ * that takes its lock (mv_vm_phys_write for a device, any vm.h call) makes
+ * the thread's vCPUs OUTSIDE while it runs, so that it never deadlocks
+ * against a flusher holding the lock, and INSIDE again, with pending
+ * flushes taken, when it returns: the TLB may be looked up inline after
+ * it as before. mv_vm_request_wait is OUTSIDE while it waits.
  *
  * Lifetime of a host pointer returned by mv_vcpu_translate() or the inline
- * mv_tlb_lookup(): until the same vCPU's next mv_vcpu_* call or
- * mv_vcpu_exit(), and for the span stated (never past the page).
+ * mv_tlb_lookup(): until the same vCPU's next mv_vcpu_* call,
+ * mv_vcpu_exit(), or its thread's next call that takes the VM lock, and
+ * for the span stated (never past the page).
  */
 #ifndef MEMVISOR_VCPU_H
 #define MEMVISOR_VCPU_H

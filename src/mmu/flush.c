@@ -17,7 +17,22 @@
  * A thread goes OUTSIDE for all its vCPUs whenever it takes the VM lock
  * (mv_vm_lock calls mmu_thread_quiesce), so a vCPU thread blocked on the
  * lock - in its own shadow fault, or calling mv_vm_phys_write for a
- * device - never holds up a remover that holds the lock.
+ * device - never holds up a remover that holds the lock. Its last unlock
+ * makes them INSIDE again (mmu_thread_resume: the same store and check as
+ * an entry), since the thread goes on with inline TLB lookups after the
+ * call. Without that, this store is lost:
+ *
+ *   vCPU thread                         remover
+ *   mv_vm_phys_write: lock -> OUTSIDE
+ *   ... unlock, still OUTSIDE
+ *                                       lock, zap the page's SPTEs,
+ *                                       shootdown: OUTSIDE, no wait;
+ *                                       move the page, free the old one
+ *   p = mv_tlb_lookup(va): old page
+ *   *p = x
+ *
+ * mv_vm_request_wait is OUTSIDE the same way while it waits: the
+ * request's processor may flush.
  */
 #include <sched.h>
 
@@ -26,6 +41,11 @@
 
 /* The vCPUs this thread has made INSIDE, chained through tls_next. */
 static __thread struct mv_vcpu *tls_inside;
+/* Those that mmu_thread_quiesce made OUTSIDE, chained through park_next,
+ * and how many quiesce/resume pairs the thread is in (VM locks held,
+ * waits): the last resume makes them INSIDE again. */
+static __thread struct mv_vcpu *tls_parked;
+static __thread unsigned tls_quiesced;
 
 void tlb_flush_all(struct mv_vcpu *v)
 {
@@ -113,13 +133,48 @@ static void go_outside(struct mv_vcpu *v)
 
 void mmu_thread_quiesce(void)
 {
-	for (struct mv_vcpu *v = tls_inside; v; v = v->tls_next)
+	tls_quiesced++;
+	for (struct mv_vcpu *v = tls_inside; v; v = v->tls_next) {
 		go_outside(v);
+		if (!v->parked) {
+			v->parked = true;
+			v->park_next = tls_parked;
+			tls_parked = v;
+		}
+	}
 	tls_inside = NULL;
+}
+
+/* The emulator goes on with inline TLB lookups after a call into the VM
+ * (mv_vm_phys_write for a device, a handler's access): its vCPUs must be
+ * INSIDE again, with every flush posted meanwhile taken. */
+void mmu_thread_resume(void)
+{
+	if (!tls_quiesced || --tls_quiesced)
+		return;
+	while (tls_parked) {
+		struct mv_vcpu *v = tls_parked;
+
+		tls_parked = v->park_next;
+		v->parked = false;
+		vcpu_enter(v);
+	}
+}
+
+static void unpark(struct mv_vcpu *v)
+{
+	for (struct mv_vcpu **pp = &tls_parked; *pp; pp = &(*pp)->park_next)
+		if (*pp == v) {
+			*pp = v->park_next;
+			break;
+		}
+	v->parked = false;
 }
 
 void vcpu_leave(struct mv_vcpu *v)
 {
+	if (v->parked)
+		unpark(v);
 	if (atomic_load_explicit(&v->mode, memory_order_relaxed) !=
 	    VCPU_INSIDE)
 		return;

@@ -187,6 +187,8 @@ struct mv_vcpu {
 	_Atomic uint64_t ack_gen;
 	pthread_t owner;          /* thread that last made it INSIDE */
 	struct mv_vcpu *tls_next; /* the owner's INSIDE vCPUs (flush.c) */
+	struct mv_vcpu *park_next; /* ... made OUTSIDE by a VM lock */
+	bool parked;              /* on the owner's parked list */
 	uint8_t entry_flags[MV_TLB_CLASSES][MV_TLB_SIZE]; /* TLBF_* */
 	uint64_t entry_gpa[MV_TLB_CLASSES][MV_TLB_SIZE];  /* page gpa */
 	struct vhandler vh[MV_VHANDLER_MAX];

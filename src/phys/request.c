@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "vm_internal.h"
+#include "vm_mmu.h"
 
 int mv_vm_request_post(struct mv_vm *vm, mv_vm_request_fn fn, void *arg,
 		       struct mv_vm_request **out)
@@ -111,12 +112,15 @@ int mv_vm_request_wait(struct mv_vm *vm, struct mv_vm_request *req, int help,
 		return busy;
 	if (help)
 		mv_vm_process_requests(vm, NULL);
+	/* The processor may flush and wait for this thread's vCPUs. */
+	mmu_thread_quiesce();
 	pthread_mutex_lock(&vm->req_lock);
 	while (!atomic_load_explicit(&req->done, memory_order_acquire))
 		pthread_cond_wait(&vm->req_cond, &vm->req_lock);
 	if (result)
 		*result = req->result;
 	pthread_mutex_unlock(&vm->req_lock);
+	mmu_thread_resume();
 	free(req);
 	return 0;
 }

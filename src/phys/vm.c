@@ -181,8 +181,10 @@ void mv_vm_lock(struct mv_vm *vm)
 
 void mv_vm_unlock(struct mv_vm *vm)
 {
-	if (vm)
-		pthread_mutex_unlock(&vm->lock);
+	if (!vm)
+		return;
+	pthread_mutex_unlock(&vm->lock);
+	mmu_thread_resume();
 }
 
 /* The lookup itself takes the lock (recursive: callers usually hold it)

@@ -10,9 +10,13 @@
 void *vm_mmu_get(struct mv_vm *vm);
 void vm_mmu_set(struct mv_vm *vm, void *mmu, void (*destroy)(void *mmu));
 
-/* Implemented by src/mmu/flush.c: the calling thread stops using host
- * pointers of its vCPUs (it is about to take the VM lock, and may block on
- * it while a flush waits for those vCPUs). */
+/* Implemented by src/mmu/flush.c, always in pairs: the calling thread
+ * stops using host pointers of its vCPUs (it is about to take a VM lock,
+ * or to wait for another thread, and may block while a flush waits for
+ * those vCPUs); when the last pair ends, the vCPUs it stopped are INSIDE
+ * again, their pending flushes taken, so that their TLBs may be used as
+ * before the call. */
 void mmu_thread_quiesce(void);
+void mmu_thread_resume(void);
 
 #endif

@@ -266,44 +266,41 @@ static bool word_ok(const struct writer *w, unsigned pair, unsigned slot,
 	return !strict && got == 0;
 }
 
-static void check_pair_words(struct writer *w, unsigned pair,
-			     const uint64_t *page, unsigned side,
-			     uint64_t e_after, const char *how)
+static void check_word(struct writer *w, unsigned pair, unsigned side,
+		       unsigned slot, uint64_t got, const char *how)
 {
-	for (unsigned s = w->id; s < SLOTS; s += WRITERS)
-		if (!word_ok(w, pair, s, page[s], e_after))
-			FAIL(w->err, "writer %u: pair %u side %u slot %u (%s)"
-			     " holds %#llx, last written %#llx (epoch %llu,"
-			     " now %llu)", w->id, pair, side, s, how,
-			     (unsigned long long)page[s],
-			     (unsigned long long)w->last[pair][s],
-			     (unsigned long long)w->epoch_at[pair][s],
-			     (unsigned long long)e_after);
+	uint64_t e = atomic_load(&w->t->epoch[pair]);
+
+	if (!word_ok(w, pair, slot, got, e))
+		FAIL(w->err, "writer %u: pair %u side %u slot %u (%s) holds"
+		     " %#llx, last written %#llx (epoch %llu, now %llu)",
+		     w->id, pair, side, slot, how, (unsigned long long)got,
+		     (unsigned long long)w->last[pair][slot],
+		     (unsigned long long)w->epoch_at[pair][slot],
+		     (unsigned long long)e);
 }
 
-/* Read both pages of @pair back, through guest-physical memory and
- * through the vCPU, and check the words @w owns. */
+/* Read the words @w owns in both pages of @pair back, through
+ * guest-physical memory and through @cpu (one word at a time: the other
+ * writers' words in between are theirs to race on). */
 static void check_pair(struct writer *w, struct mv_vcpu *cpu, unsigned pair)
 {
-	static __thread uint64_t page[SLOTS];
 	struct mv_fault f;
+	uint64_t got;
 
-	for (unsigned side = 0; side < 2; side++) {
-		int rc = mv_vm_phys_read(w->t->f.vm,
-					 gfn_of(pair, side) << MV_PAGE_SHIFT,
-					 page, sizeof(page));
-		uint64_t e = atomic_load(&w->t->epoch[pair]);
+	for (unsigned side = 0; side < 2; side++)
+		for (unsigned s = w->id; s < SLOTS; s += WRITERS) {
+			uint64_t gpa = (gfn_of(pair, side) << MV_PAGE_SHIFT) +
+				       s * 8;
 
-		if (rc)
-			FAIL(w->err, "phys read -> %d", rc);
-		check_pair_words(w, pair, page, side, e, "phys");
-		rc = mv_vcpu_read(cpu, va_of(pair, side, 0), page,
-				  sizeof(page), 0, &f);
-		e = atomic_load(&w->t->epoch[pair]);
-		if (rc)
-			FAIL(w->err, "vcpu read -> %d", rc);
-		check_pair_words(w, pair, page, side, e, "vcpu");
-	}
+			if (mv_vm_phys_read(w->t->f.vm, gpa, &got, 8))
+				FAIL(w->err, "phys read");
+			check_word(w, pair, side, s, got, "phys");
+			if (mv_vcpu_read(cpu, va_of(pair, side, s), &got, 8, 0,
+					 &f))
+				FAIL(w->err, "vcpu read");
+			check_word(w, pair, side, s, got, "vcpu");
+		}
 	w->checks++;
 }
 

@@ -59,6 +59,27 @@ file(GLOB MV_MAN1 CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/man/*.1)
 file(GLOB MV_MAN3 CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/man/*.3)
 install(FILES ${MV_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${MV_MAN3} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+# `man mv_host_alloc` finds mv_host(3): one ".so" page per function in a
+# page's SYNOPSIS (a line `.BI "type mv_name(...` or `.B type mv_name(...`),
+# made from the pages themselves, so a call added to a page gets its alias
+# with no list here.
+set(mv_aliases)
+foreach(page ${MV_MAN3})
+  get_filename_component(pname ${page} NAME)
+  file(STRINGS ${page} mv_syn REGEX "^\\.BI? \"?[^\"]*[ *]mv_[a-z0-9_]+\\(")
+  foreach(line ${mv_syn})
+    string(REGEX MATCH "[ *](mv_[a-z0-9_]+)\\(" _ "${line}")
+    set(fname ${CMAKE_MATCH_1})
+    if(NOT EXISTS ${CMAKE_SOURCE_DIR}/man/${fname}.3)
+      set(alias ${CMAKE_BINARY_DIR}/man3/${fname}.3)
+      file(CONFIGURE OUTPUT ${alias} CONTENT ".so man3/${pname}\n")
+      list(APPEND mv_aliases ${alias})
+    endif()
+  endforeach()
+endforeach()
+install(FILES ${mv_aliases} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+set_property(DIRECTORY ${CMAKE_SOURCE_DIR} APPEND PROPERTY
+             CMAKE_CONFIGURE_DEPENDS ${MV_MAN3})
 
 file(GLOB MV_EXAMPLES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/examples/*)
 install(FILES ${MV_EXAMPLES} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

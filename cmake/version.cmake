@@ -18,3 +18,5 @@ if(MV_VERSION_MAJOR EQUAL 0)
 else()
   set(MV_SOVERSION ${MV_VERSION_MAJOR})
 endif()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${CMAKE_CURRENT_LIST_DIR}/../include/memvisor/version.h)

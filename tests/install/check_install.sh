@@ -49,6 +49,19 @@ done
 	fail "installed memvisor version"
 MANPATH=$prefix/share/man man -w mv_host >/dev/null 2>&1 ||
 	fail "man cannot find mv_host(3) under the prefix"
+# Every public function a page describes has its own name in man(1), and
+# every alias page leads to a page that is there.
+for f in $(public_functions); do
+	cat "$src"/man/*.3 | grep -qw "$f" || continue
+	MANPATH=$prefix/share/man man -w "$f" >/dev/null 2>&1 ||
+		fail "man $f: no page under the prefix"
+done
+for a in "$prefix"/share/man/man3/*.3; do
+	t=$(sed -n 's/^\.so //p' "$a")
+	[ -z "$t" ] || [ -f "$prefix/share/man/$t" ] || fail "$(basename "$a") leads to missing $t"
+done
+MANPATH=$prefix/share/man MANWIDTH=80 man mv_vm_phys_write 2>/dev/null |
+	grep -q 'MV_VM' || fail "man mv_vm_phys_write does not show mv_vm(3)"
 
 # ---- the examples ---------------------------------------------------------
 export PKG_CONFIG_PATH=$libdir/pkgconfig

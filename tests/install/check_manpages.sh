@@ -15,9 +15,13 @@ for t in mandoc man; do
 	command -v $t >/dev/null || fail "$t is not installed (scripts/install-deps.sh)"
 done
 
-# Every identifier in the public headers, for the stale-name check.
-cat "$src"/include/memvisor/*.h | grep -o '\b[A-Za-z_][A-Za-z0-9_]*' |
-	sort -u >"$tmp/idents"
+# Every identifier in the public headers, and the pages' own names (a
+# page may be named for its object, as mv_dirty(3)), for the stale-name
+# check.
+{
+	cat "$src"/include/memvisor/*.h | grep -o '\b[A-Za-z_][A-Za-z0-9_]*'
+	for p in "$src"/man/*.[1-9]; do basename "${p%.*}"; done
+} | sort -u >"$tmp/idents"
 
 # plain PAGE: the page's source with roff escapes for '-' undone.
 plain() { sed 's/\\-/-/g; s/\\(en/-/g' "$1"; }

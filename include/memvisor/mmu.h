@@ -315,7 +315,8 @@ struct mv_walk_leaf {
  * every table scanned; a table found empty is remembered and not scanned
  * again, so the reads are at most 512 per distinct empty table plus 512
  * per visit of a table that maps something (bounded by the output). Guest
- * memory is only read; cb runs on the calling thread. */
+ * memory is only read; cb runs on the calling thread, and the leaf it is
+ * given is valid during that call only (copy it to keep it). */
 int mv_walk_dump(const struct mv_paging *pg, const struct mv_gmem *gm,
 		 int (*cb)(void *opaque, const struct mv_walk_leaf *leaf),
 		 void *opaque);

@@ -640,6 +640,77 @@ static void cmpxchg_errors_end_the_walk(void **state)
 			 MV_WALK_OK);
 }
 
+/* A/D are set top first (design.md): an upper entry's A is never missing
+ * while a lower one's A or D is already set, whatever stops the walk. */
+struct order {
+	struct mv_gmem inner;
+	uint64_t gpa[8];
+	unsigned n;
+};
+
+static int order_read(void *o, uint64_t gpa, unsigned size, uint64_t *v)
+{
+	struct order *r = o;
+
+	return r->inner.read(r->inner.opaque, gpa, size, v);
+}
+
+static int order_cmpxchg(void *o, uint64_t gpa, unsigned size, uint64_t old,
+			 uint64_t val)
+{
+	struct order *r = o;
+
+	if (r->n < 8)
+		r->gpa[r->n] = gpa;
+	r->n++;
+	return r->inner.cmpxchg(r->inner.opaque, gpa, size, old, val);
+}
+
+static void accessed_dirty_top_first(void **state)
+{
+	struct order ord = { .inner = gm };
+	struct mv_gmem g = { order_read, order_cmpxchg, &ord };
+	struct mv_paging pg;
+	struct mv_walk w;
+
+	(void)state;
+	map_kernel_page();
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &g), MV_WALK_OK);
+	assert_int_equal(mv_walk(&pg, &g, 0xffff800000201000ull, MV_ACC_WRITE,
+				 &w), MV_WALK_OK);
+	assert_int_equal(ord.n, 4);
+	assert_int_equal(ord.gpa[0], 0x1000 + 256 * 8);
+	assert_int_equal(ord.gpa[1], 0x2000);
+	assert_int_equal(ord.gpa[2], 0x3008);
+	assert_int_equal(ord.gpa[3], 0x4008);
+}
+
+/* The empty-table memo is per level: page 0x4000 maps nothing as a PD
+ * (its only entry is a 2 MiB page with reserved bit 13) but maps a 4 KiB
+ * page as a PT. Seen first as the PD, it must still be scanned as the PT. */
+static void dump_memo_is_per_level(void **state)
+{
+	struct mv_paging pg;
+	struct collect c = { .n = 0 };
+
+	(void)state;
+	put64(0x1000, 0x2000 | TBL);          /* PML4[0] -> PDPT */
+	put64(0x2000, 0x4000 | TBL);          /* PDPT[0] -> 0x4000 as a PD */
+	put64(0x2008, 0x3000 | TBL);          /* PDPT[1] -> PD 0x3000 */
+	put64(0x3000, 0x4000 | TBL);          /* PD[0] -> 0x4000 as a PT */
+	put64(0x4000, 0x2000 | TBL | MV_PTE_PS);
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &gm), MV_WALK_OK);
+	assert_int_equal(mv_walk_dump(&pg, &gm, collect_leaf, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.leaf[0].va, 1ull << 30);
+	assert_int_equal(c.leaf[0].gpa, 0x2000);
+	assert_int_equal(c.leaf[0].page_size, 4096);
+	assert_int_equal(c.leaf[0].level, 1);
+	assert_int_equal(c.leaf[0].entry_gpa, 0x4000);
+	assert_int_equal(c.leaf[0].leaf, 0x2000 | TBL | MV_PTE_PS);
+	assert_int_equal(c.leaf[0].perm, MV_PERM_W | MV_PERM_U);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -658,6 +729,8 @@ int main(void)
 		cmocka_unit_test_setup(failed_loads_change_nothing, setup),
 		cmocka_unit_test_setup(result_fields_per_status, setup),
 		cmocka_unit_test_setup(cmpxchg_errors_end_the_walk, setup),
+		cmocka_unit_test_setup(accessed_dirty_top_first, setup),
+		cmocka_unit_test_setup(dump_memo_is_per_level, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -180,6 +180,10 @@ static void rom_table_walks_without_ad(void **state)
 			 MV_WALK_OK);
 	assert_int_equal(w.gpa, FRAME | (VA & 0xfff));
 	assert_int_equal(get(f->vm, ROM_GPA), FRAME | TABLE);
+	/* The leaf as it is in memory: the dropped write is not reported
+	 * as done. */
+	assert_int_equal(w.leaf, FRAME | TABLE);
+	assert_int_equal(w.entry[3], FRAME | TABLE);
 	assert_true(get(f->vm, PD + 16) & MV_PTE_A);
 }
 

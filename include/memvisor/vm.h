@@ -196,7 +196,13 @@ struct mv_vm_config {
 	uint32_t nranges;
 	uint64_t shadow_pages;        /* MMU reservation (host account) */
 	/* Handy pages: refilled to @handy_high when fewer than @handy_low
-	 * are left; 0/0 picks 16/64. */
+	 * are left; 0/0 picks 16/64. -MV_EINVAL for @handy_low without
+	 * @handy_high, @handy_low > @handy_high, or @handy_high over
+	 * MV_VM_HANDY_MAX. A cache never holds more pages than the VM has
+	 * RAM pages without a private page. When an allocation meets the
+	 * host budget (over-commitment), the handy caches of the pool's
+	 * other VMs are emptied and it is tried once more (VMs whose lock is
+	 * held at that moment are skipped). */
 	uint32_t handy_low, handy_high;
 	enum mv_balloon_policy balloon_policy;
 	/* 0: host pointers come straight from mv_host_page_ptr. Otherwise
@@ -206,6 +212,9 @@ struct mv_vm_config {
 	 * copies two pages at once. */
 	uint32_t map_chunks_max;
 };
+
+/* The largest handy_high (16 MiB of cached pages). */
+#define MV_VM_HANDY_MAX 4096
 
 /* At most this many ranges per VM (creation and mv_vm_range_add). */
 #define MV_VM_MAX_RANGES 1024
@@ -595,6 +604,10 @@ struct mv_vm_stats {
 	uint64_t ram_pages, rom_pages, mmio_pages;
 	uint32_t handy;                 /* pages in the handy cache */
 	uint64_t handy_refills;
+	uint64_t handy_drained;         /* cached pages given back because
+					 * another VM met the budget */
+	uint64_t handy_drains;          /* times this VM's budget refusal
+					 * emptied other VMs' caches */
 	uint64_t first_touch;           /* ZERO -> ALLOCATED */
 	uint64_t cow_breaks;            /* SHARED -> ALLOCATED */
 	uint64_t monitor_hits;          /* WRITE_MONITORED -> ALLOCATED */

@@ -7,19 +7,41 @@
 
 #include "vm_internal.h"
 
+/* The cache's size for drain.c, which may look without the VM lock. */
+static void hint_update(struct mv_vm *vm)
+{
+	atomic_store_explicit(&vm->nhandy_hint, vm->nhandy,
+			      memory_order_relaxed);
+}
+
+/* Pages the VM could still need: RAM pages without a private page. A
+ * cache never holds more, whatever its high mark (a small VM with a big
+ * mark would otherwise take pages it can never use). */
+static uint64_t unbacked_pages(const struct mv_vm *vm)
+{
+	return vm->st.ram_pages - vm->st.pages[MV_PAGE_ALLOCATED] -
+	       vm->st.pages[MV_PAGE_WRITE_MONITORED];
+}
+
 /* Ask for as many pages as fit; on a reservation or budget refusal retry
  * with half as many, so a nearly full VM still gets its last pages. */
-static int handy_refill(struct mv_vm *vm)
+static int refill_halving(struct mv_vm *vm)
 {
+	uint64_t room = unbacked_pages(vm);
 	uint32_t want = vm->handy_high - vm->nhandy;
 	int rc = -MV_ENOMEM;
 
+	if (room <= vm->nhandy)
+		return 0;   /* the cache already covers every page left */
+	if (want > room - vm->nhandy)
+		want = (uint32_t)(room - vm->nhandy);
 	while (want) {
 		rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, want,
 				   NULL, MV_ALLOC_ZEROED | MV_ALLOC_POPULATE,
 				   vm->handy + vm->nhandy);
 		if (!rc) {
 			vm->nhandy += want;
+			hint_update(vm);
 			vm->st.handy_refills++;
 			return 0;
 		}
@@ -28,6 +50,21 @@ static int handy_refill(struct mv_vm *vm)
 		want /= 2;
 	}
 	return rc;
+}
+
+static int refill_try(struct mv_vm *vm, void *arg)
+{
+	(void)arg;
+	return refill_halving(vm);
+}
+
+/* Refused by the budget even for one page: the other VMs' caches give
+ * their pages back (drain.c) and the refill is tried again. */
+static int handy_refill(struct mv_vm *vm)
+{
+	int rc = refill_halving(vm);
+
+	return rc == -MV_EBUDGET ? drain_retry(vm, refill_try, NULL) : rc;
 }
 
 /* The newest handy page whose frame can be set: the pool may be moving
@@ -45,10 +82,10 @@ static int handy_pick(struct mv_vm *vm, uint64_t gfn, mv_page_id *out)
 			return rc;
 		*out = vm->handy[i];
 		vm->handy[i] = vm->handy[--vm->nhandy];
+		hint_update(vm);
 		return 0;
 	}
-	return mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, 1, &gfn,
-			     MV_ALLOC_ZEROED, out);
+	return vm_alloc(vm, MV_ACCOUNT_BASE, 1, &gfn, MV_ALLOC_ZEROED, out);
 }
 
 /* Refill below the low mark; an empty cache refills whatever the low mark
@@ -86,6 +123,7 @@ static int handy_keep(struct mv_vm *vm, mv_page_id id)
 		return -MV_EINTERNAL;
 	memset(ptr, 0, MV_PAGE_SIZE);
 	vm->handy[vm->nhandy++] = id;
+	hint_update(vm);
 	return 0;
 }
 
@@ -110,4 +148,5 @@ void handy_release_all(struct mv_vm *vm)
 	if (vm->nhandy)
 		mv_host_free(vm->host, vm->id, vm->nhandy, vm->handy);
 	vm->nhandy = 0;
+	hint_update(vm);
 }

@@ -52,8 +52,7 @@ int range_rom_fill(struct mv_vm *vm, struct phys_range *r,
 		goto out;
 	for (i = 0; i < r->npages; i++)
 		gfns[i] = r->first_gfn + i;
-	rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_FIXED,
-			   (uint32_t)r->npages, gfns, 0, ids);
+	rc = vm_alloc(vm, MV_ACCOUNT_FIXED, (uint32_t)r->npages, gfns, 0, ids);
 	for (i = 0; !rc && i < r->npages; i++) {
 		uint8_t *dst = vm_page_ptr(vm, ids[i]);
 		size_t off = i * MV_PAGE_SIZE, n = 0;

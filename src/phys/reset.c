@@ -123,7 +123,7 @@ static int populate_alloc(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 		if (!zero[i] && !page_is_private(page_find(vm, gfn + i)))
 			gfns[k++] = gfn + i;
 	}
-	rc = k ? mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, k, gfns, 0,
+	rc = k ? vm_alloc(vm, MV_ACCOUNT_BASE, k, gfns, 0,
 			       ids) : 0;
 	if (!rc)
 		*nnew = k;

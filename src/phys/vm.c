@@ -49,12 +49,18 @@ static int vm_setup(struct mv_vm *vm, const struct mv_vm_config *cfg)
 	uint64_t count[3];
 	int rc;
 
+	/* 0/0 picks the defaults. The marks are checked as given, so a low
+	 * mark without a high one (low > 0 = high) is refused rather than
+	 * silently replaced by the defaults; so is a high one over the
+	 * bound. */
+	if (cfg->handy_low > cfg->handy_high ||
+	    cfg->handy_high > MV_VM_HANDY_MAX)
+		return -MV_EINVAL;
 	vm->handy_low = cfg->handy_high ? cfg->handy_low : 16;
 	vm->handy_high = cfg->handy_high ? cfg->handy_high : 64;
 	/* A copy-on-write or a share holds two pages' pointers at once: with
 	 * one mapped chunk the second would unmap the first. */
-	if (vm->handy_low > vm->handy_high ||
-	    cfg->balloon_policy > MV_BALLOON_WRITE_ERROR ||
+	if (cfg->balloon_policy > MV_BALLOON_WRITE_ERROR ||
 	    cfg->map_chunks_max == 1)
 		return -MV_EINVAL;
 	vm->balloon_policy = cfg->balloon_policy;
@@ -104,6 +110,7 @@ int mv_vm_create(struct mv_host *host, const struct mv_vm_config *cfg,
 		mv_vm_destroy(vm);
 		return rc;
 	}
+	drain_register(vm);
 	*out = vm;
 	return 0;
 }
@@ -128,6 +135,8 @@ void mv_vm_destroy(struct mv_vm *vm)
 {
 	if (!vm)
 		return;
+	/* First: no other VM's drain may reach this one any more. */
+	drain_unregister(vm);
 	requests_drain(vm);
 	if (vm->mmu_destroy)
 		vm->mmu_destroy(vm->mmu);
@@ -183,6 +192,7 @@ void mv_vm_unlock(struct mv_vm *vm)
 {
 	if (!vm)
 		return;
+	drain_if_wanted(vm);   /* another VM met the budget meanwhile */
 	pthread_mutex_unlock(&vm->lock);
 	mmu_thread_resume();
 }

@@ -87,6 +87,10 @@ struct mv_vm {
 	uint32_t nhandlers, handlers_cap;
 	mv_page_id *handy;
 	uint32_t nhandy, handy_low, handy_high;
+	struct mv_vm *drain_prev, *drain_next; /* drain.c's list */
+	int drain_listed;
+	atomic_int drain_wanted;         /* another VM asked for the cache */
+	_Atomic uint32_t nhandy_hint;    /* nhandy, for askers without lock */
 	enum mv_balloon_policy balloon_policy;
 	uint64_t balloon_target;
 	mv_vm_notify_fn notify;
@@ -156,6 +160,15 @@ int write_plan_begin(struct mv_vm *vm, uint64_t gpa, const void **buf,
 		     size_t len, struct write_plan *wp);
 void write_plan_end(struct mv_vm *vm, struct write_plan *wp);
 int write_plan_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
+
+/* drain.c */
+void drain_register(struct mv_vm *vm);
+void drain_unregister(struct mv_vm *vm);
+int drain_retry(struct mv_vm *vm, int (*try)(struct mv_vm *, void *),
+		void *arg);
+void drain_if_wanted(struct mv_vm *vm);
+int vm_alloc(struct mv_vm *vm, enum mv_account_kind kind, uint32_t count,
+	     const uint64_t *gfns, unsigned flags, mv_page_id *ids);
 
 /* handy.c */
 int handy_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);

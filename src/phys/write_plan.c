@@ -85,8 +85,8 @@ static int alloc_pages(struct mv_vm *vm, mv_page_id *ids, uint64_t n)
 		uint32_t k = n - done < ALLOC_STEP ? (uint32_t)(n - done)
 						   : ALLOC_STEP;
 
-		rc = mv_host_alloc(vm->host, vm->id, MV_ACCOUNT_BASE, k, NULL,
-				   MV_ALLOC_ZEROED, ids + done);
+		rc = vm_alloc(vm, MV_ACCOUNT_BASE, k, NULL, MV_ALLOC_ZEROED,
+			      ids + done);
 		if (!rc)
 			done += k;
 	}

@@ -46,7 +46,9 @@ static int touch(struct mv_vm *vm, uint32_t first, uint32_t *done)
 }
 
 /* Pages in use count each VM's handy pages too: a few pages a VM takes
- * from the host ahead of time so that a first write rarely waits for it. */
+ * from the host ahead of time so that a first write rarely waits for it.
+ * When the budget runs out, the other VMs' caches give theirs back first,
+ * so "b" gets every page "a" does not use. */
 static void report(const char *what, struct mv_host *host)
 {
 	struct mv_host_stats st;

@@ -102,9 +102,9 @@ run_examples() {
 	cat >"$tmp/want" <<-WANT
 	memvisor $version: 2 VMs of 768 pages on a host of 1280
 	vm a     wrote 768 pages: success
-	vm b     wrote 481 pages, then: host page budget exhausted
+	vm b     wrote 512 pages, then: host page budget exhausted
 	vm a     ballooned 384 pages: success
-	vm b     wrote the other 287 pages: success
+	vm b     wrote the other 256 pages: success
 	WANT
 	grep -v 'in use' "$tmp/out" >"$tmp/out2"; mv "$tmp/out2" "$tmp/out"
 	expect_output "$how two_vms" "$tmp/want"

@@ -523,7 +523,7 @@ int mv_vm_dirty_collect(struct mv_vm *vm, uint64_t gfn, uint64_t count,
  * balloon, sharing and populate. Any thread (takes the VM lock). */
 int mv_vm_track_write(struct mv_vm *vm, uint64_t gfn, int on);
 /* 1 when @gfn is tracked, 0 when not (or not a RAM page), -MV_EINVAL for a
- * NULL VM. */
+ * NULL VM. Any thread, hooks included. */
 int mv_vm_page_tracked(struct mv_vm *vm, uint64_t gfn);
 
 /* Called under the VM lock AFTER the bytes of a write that touched a
@@ -533,7 +533,9 @@ int mv_vm_page_tracked(struct mv_vm *vm, uint64_t gfn);
  * MV_HANDLER_DEFAULT write) and mv_vm_phys_populate (one call per page).
  * Paths that change the page's backing (reset, balloon, sharing,
  * copy-on-write, moving) notify instead and do not call it; neither does
- * a write through a MV_VM_HVA_WRITE_UNTRACKED pointer. */
+ * a write through a MV_VM_HVA_WRITE_UNTRACKED pointer. The hook may read
+ * guest memory and change tracking, nothing else of this VM (see the top
+ * of this file). */
 typedef void (*mv_vm_track_fn)(void *opaque, struct mv_vm *vm, uint64_t gpa,
 			       const void *bytes, size_t len);
 /* Install (or with @fn NULL remove) the track hook. Any thread. */

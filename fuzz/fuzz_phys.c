@@ -62,6 +62,32 @@ static int handler(void *o, struct mv_vm *vm, uint64_t gpa, void *buf,
 	return (int)(gpa % 3) - 1;  /* error, done or default */
 }
 
+/* Hooks that try to re-enter: the notify hook is refused everything, the
+ * track hook may read. Anything else is a bug. */
+static void notify_hook(void *o, struct mv_vm *vm, uint64_t gfn,
+			uint64_t count, enum mv_notify_reason why)
+{
+	uint8_t b = 0;
+
+	(void)o, (void)gfn, (void)count, (void)why;
+	if (mv_vm_phys_write(vm, 0, &b, 1) != -MV_EBUSY ||
+	    mv_vm_phys_read(vm, 0, &b, 1) != -MV_EBUSY)
+		__builtin_trap();
+}
+
+static void track_hook(void *o, struct mv_vm *vm, uint64_t gpa,
+		       const void *bytes, size_t len)
+{
+	void *p;
+	int rc = mv_vm_gpa_to_hva(vm, gpa, MV_VM_HVA_READ, &p);
+
+	(void)o;
+	/* an ALL handler's page reads through the handler: slow path */
+	if ((rc && rc != MV_VM_SLOW_PATH) || (!rc && memcmp(p, bytes, len)) ||
+	    mv_vm_phys_write(vm, gpa, bytes, 1) != -MV_EBUSY)
+		__builtin_trap();
+}
+
 static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 {
 	uint64_t gfns[8], g = gpa_of(in);
@@ -71,7 +97,7 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 
 	for (uint32_t i = 0; i < n; i++)
 		gfns[i] = gpa_of(in) >> MV_PAGE_SHIFT;
-	switch (take(in, 1) % 16) {
+	switch (take(in, 1) % 18) {
 	case 0: mv_vm_phys_read(vm, g, buf, len); break;
 	case 1: mv_vm_phys_write(vm, g, buf, len); break;
 	case 2:
@@ -106,6 +132,12 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 						    : (mv_page_id)g, NULL);
 		break;
 	}
+	case 15: mv_vm_track_write(vm, g >> MV_PAGE_SHIFT, (int)(n & 1)); break;
+	case 16:
+		/* the source is guest memory: another frame's read pointer */
+		if (mv_vm_gpa_to_hva(vm, gfns[0] << MV_PAGE_SHIFT, 0, &ptr) == 0)
+			mv_vm_phys_write(vm, g, ptr, len % MV_PAGE_SIZE);
+		break;
 	default: mv_host_defragment(mv_vm_host(vm), n, NULL); break;
 	}
 }
@@ -194,6 +226,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	filler = size % 4 == 3 ? filler_vm(host) : NULL;
 	if (mv_vm_create(host, &cfg, &vm) == 0) {
+		mv_vm_set_notify(vm, notify_hook, NULL);
+		mv_vm_set_track_hook(vm, track_hook, NULL);
 		while (in.n) {
 			one_call(vm, &in, buf);
 			check_accounts(vm);

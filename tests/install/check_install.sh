@@ -70,7 +70,7 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
 cp -r "$prefix/share/doc/memvisor/examples" "$tmp/ex"
 progs=()
 for c in "$tmp"/ex/*.c; do progs+=("$(basename "$c" .c)"); done
-[ ${#progs[@]} -ge 3 ] || fail "only ${#progs[@]} examples installed"
+[ ${#progs[@]} -ge 4 ] || fail "only ${#progs[@]} examples installed"
 
 # An image for walk_image: 4-level tables at 0x1000 mapping a 4 KiB page
 # (user, writable), a 2 MiB page (supervisor, no-execute) and a 1 GiB
@@ -138,6 +138,18 @@ run_examples() {
 	0000800000000000 not canonical (#GP)
 	WANT
 	expect_output "$how walk_image VA" "$tmp/want"
+
+	LD_LIBRARY_PATH=$libdir "$dir/vcpu_paging$sfx" >"$tmp/out" 2>&1 ||
+		fail "$how: vcpu_paging exit $?: $(cat "$tmp/out")"
+	cat >"$tmp/want" <<-'WANT'
+	user write at 0x10000        ok
+	guest-physical 0x10000 reads "hello, guest"
+	kernel read at 0x11000       ok
+	kernel write at 0x11000      #PF error code 0x3 at 0x11000
+	user read at 0x11000         #PF error code 0x5 at 0x11000
+	user read at 0x200000        #PF error code 0x4 at 0x200000
+	WANT
+	expect_output "$how vcpu_paging" "$tmp/want"
 }
 
 # With pkg-config alone, the way each example's comment says.

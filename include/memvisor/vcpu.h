@@ -38,6 +38,7 @@
 #ifndef MEMVISOR_VCPU_H
 #define MEMVISOR_VCPU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -238,6 +239,51 @@ int mv_mmu_zap_all(struct mv_vm *vm, uint32_t batch);
 /* Free up to @max obsolete shadow pages left by mv_mmu_zap_all (for a
  * caller that wants to spread the work); @freed may be NULL. */
 int mv_mmu_reclaim_obsolete(struct mv_vm *vm, uint32_t max, uint32_t *freed);
+
+/* ---- inspection of the shadow tables (tools, tests) ------------------- */
+
+/* One leaf of a vCPU's shadow tables: a 4 KiB piece (large guest pages are
+ * shadowed in 4 KiB pieces), described from the shadow alone. */
+struct mv_shadow_leaf {
+	uint64_t va;           /* linear address of the piece (canonical) */
+	uint64_t gpa;          /* guest-physical page it maps: from the
+				* shadow page (or the MMIO SPTE's frame) */
+	mv_page_id host_id;    /* the host page in the SPTE (0 for MMIO) */
+	uint64_t page_size;    /* size of the guest page it is a piece of:
+				* 4 KiB, 2 MiB, 4 MiB or 1 GiB */
+	uint64_t entry_gpa;    /* where the guest's leaf entry lives (the
+				* guest table this shadow stands for) */
+	unsigned entry_size;   /* 4 (32-bit paging) or 8; 0 with paging off
+				* (no guest entry) */
+	unsigned perm;         /* MV_PERM_*: the rights in the SPTE (W is
+				* missing from a piece of a large guest page
+				* whose guest leaf is not dirty yet) */
+	unsigned above_perm;   /* MV_PERM_*: what the guest entries above
+				* the leaf entry allow (the shadow page's
+				* role standing for the leaf's table) */
+	bool mmio;             /* an MMIO SPTE */
+	bool global;           /* SPTE G (guest G with CR4.PGE) */
+	bool writable;         /* writes may go straight to the page */
+	bool dirty;            /* SPTE D: written through the shadow */
+};
+
+/* Called for each leaf; a nonzero return stops the dump and is returned.
+ * It runs under the VM lock: it may read guest memory and page
+ * descriptors, but must not change the VM or call mv_vcpu_* functions. */
+typedef int (*mv_shadow_leaf_fn)(void *opaque, const struct mv_shadow_leaf *l);
+
+/* Every leaf (present or MMIO) under the vCPU's current root, in ascending
+ * order of linear address as the shadow tables index it (the upper half
+ * of a 64-bit space after the lower). Nothing changes. -MV_EINVAL for NULL
+ * arguments, -MV_ESTATE when the vCPU has no current root (none loaded
+ * yet, or a zap or a register change since: any access loads one).
+ * The vCPU's thread. */
+int mv_vcpu_shadow_dump(struct mv_vcpu *v, mv_shadow_leaf_fn fn, void *opaque);
+/* The leaf of @va's page under the current root: 1 and *out filled, 0 when
+ * the shadow has none; -MV_EINVAL, -MV_ESTATE as above. The vCPU's
+ * thread. */
+int mv_vcpu_shadow_leaf(struct mv_vcpu *v, uint64_t va,
+			struct mv_shadow_leaf *out);
 
 /* ---- statistics ------------------------------------------------------------ */
 

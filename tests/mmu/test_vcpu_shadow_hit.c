@@ -108,12 +108,74 @@ static void other_vcpu_hit_flushes_nobody(void **state)
 	vf_fini(&f);
 }
 
+struct seen {
+	struct mv_shadow_leaf l[4];
+	unsigned n;
+};
+
+static int seen_leaf(void *opaque, const struct mv_shadow_leaf *l)
+{
+	struct seen *s = opaque;
+
+	if (s->n < 4)
+		s->l[s->n] = *l;
+	s->n++;
+	return 0;
+}
+
+/* The shadow dump lists what the faults filled, from the shadow alone:
+ * the gfn and host page of each leaf, its rights and its guest entry. */
+static void shadow_dump_lists_the_filled_leaves(void **state)
+{
+	struct vf f;
+	struct seen s = { .n = 0 };
+	struct mv_shadow_leaf one;
+	uint64_t cr3, leaf, val;
+
+	(void)state;
+	vf_init(&f, NULL, NULL);
+	assert_int_equal(mv_vcpu_shadow_dump(NULL, seen_leaf, &s), -MV_EINVAL);
+	assert_int_equal(mv_vcpu_shadow_dump(f.cpu, NULL, &s), -MV_EINVAL);
+	assert_int_equal(mv_vcpu_shadow_leaf(f.cpu, VA, NULL), -MV_EINVAL);
+	cr3 = vf_new_table(&f);
+	leaf = vf_map4k(&f, cr3, VA, 0x5000, P_W_U | MV_PTE_D | MV_PTE_NX);
+	vf_map4k(&f, cr3, 0xffff800000003000ull, 0x6000, MV_PTE_P);
+	vf_put(&f, 0x5000, 1);
+	vf_long_mode(&f, cr3);
+	assert_int_equal(mv_vcpu_shadow_dump(f.cpu, seen_leaf, &s),
+			 -MV_ESTATE);  /* no root yet */
+	assert_int_equal(mv_vcpu_read(f.cpu, 0xffff800000003000ull, &val, 8,
+				      0, NULL), 0);
+	assert_int_equal(mv_vcpu_read(f.cpu, VA, &val, 8, 0, NULL), 0);
+	assert_int_equal(mv_vcpu_shadow_dump(f.cpu, seen_leaf, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.l[0].va, VA);   /* ascending: low half first */
+	assert_int_equal(s.l[0].gpa, 0x5000);
+	assert_int_equal(s.l[0].host_id,
+			 mv_page_host_id(mv_vm_page(f.vm, 5)));
+	assert_int_equal(s.l[0].perm, MV_PERM_W | MV_PERM_U | MV_PERM_NX);
+	assert_int_equal(s.l[0].entry_gpa, leaf);
+	assert_int_equal(s.l[0].entry_size, 8);
+	assert_int_equal(s.l[0].page_size, MV_PAGE_SIZE);
+	assert_true(s.l[0].writable);
+	assert_int_equal(s.l[1].va, 0xffff800000003000ull);
+	assert_int_equal(s.l[1].gpa, 0x6000);
+	assert_int_equal(s.l[1].host_id, MV_ZERO_PAGE);
+	assert_int_equal(s.l[1].perm, 0);
+	assert_int_equal(mv_vcpu_shadow_leaf(f.cpu, VA + 0x123, &one), 1);
+	assert_int_equal(one.va, VA);
+	assert_int_equal(one.gpa, 0x5000);
+	assert_int_equal(mv_vcpu_shadow_leaf(f.cpu, VA + 0x1000, &one), 0);
+	vf_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(miss_after_flush_is_a_shadow_hit),
 		cmocka_unit_test(cached_root_answers_without_faults),
 		cmocka_unit_test(other_vcpu_hit_flushes_nobody),
+		cmocka_unit_test(shadow_dump_lists_the_filled_leaves),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

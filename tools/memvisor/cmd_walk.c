@@ -17,24 +17,15 @@
 #include <memvisor/mmu.h>
 
 #include "cmd.h"
-
-struct walk_opts {
-	const char *image;
-	uint64_t base, pkru;
-	struct mv_cpu_regs regs;
-	struct mv_cpu_model cpu;
-	const char *mode;
-	unsigned acc;
-	bool have_cr3, dump, access_given, lenient_pdpte;
-};
+#include "walk.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: memvisor walk --image FILE [--base GPA] --cr3 HEX [--cr0 HEX]\n"
 "                     [--cr4 HEX] [--efer HEX] [--mode auto|legacy|pae|long4|long5]\n"
-"                     [--access r|w|x] [--user] VA...\n"
-"       memvisor walk --image FILE ... [--lenient-pdpte] --dump\n"
+"                     [--access r|w|x] [--user] [--shadow] VA...\n"
+"       memvisor walk --image FILE ... [--lenient-pdpte] [--shadow] --dump\n"
 "\n"
 "Translate each VA through the guest page tables in FILE, a raw image of\n"
 "guest RAM starting at guest-physical address GPA (default 0):\n"
@@ -58,6 +49,14 @@ static void usage(FILE *out)
 "  --lenient-pdpte  PAE: load PDPTEs whose accessed bit (5) is set, as\n"
 "                   QEMU's TCG leaves it; a CPU would #GP (bit 5 is\n"
 "                   reserved). Off by default; no effect in other modes\n"
+"  --shadow         answer from a vCPU's shadow MMU instead of the walker:\n"
+"                   the image is loaded into a VM (pages of zeros stay\n"
+"                   unallocated); each VA is translated twice (a shadow\n"
+"                   fault, then the TLB or the shadow tables) and the\n"
+"                   command fails if the answers differ; --dump faults\n"
+"                   every leaf in and lists the shadow tables. G D A C T\n"
+"                   come from the guest entry each shadow leaf stands for,\n"
+"                   as in the image (the VM's copy gets the A/D updates)\n"
 "Numbers are hexadecimal (0x optional) except N. The image is never\n"
 "written: no accessed/dirty updates.\n"
 "Exit status: 0 done (faults are results), 1 runtime error, 2 usage.\n",
@@ -80,7 +79,7 @@ static bool parse_hex(const char *s, uint64_t *v)
 
 enum { OPT_IMAGE = 256, OPT_BASE, OPT_CR0, OPT_CR3, OPT_CR4, OPT_EFER,
        OPT_MODE, OPT_ACCESS, OPT_USER, OPT_DUMP, OPT_RFLAGS, OPT_PKRU,
-       OPT_MAXPHY, OPT_LENIENT_PDPTE, OPT_HELP };
+       OPT_MAXPHY, OPT_LENIENT_PDPTE, OPT_SHADOW, OPT_HELP };
 
 static const struct option long_opts[] = {
 	{ "image", required_argument, NULL, OPT_IMAGE },
@@ -97,6 +96,7 @@ static const struct option long_opts[] = {
 	{ "pkru", required_argument, NULL, OPT_PKRU },
 	{ "maxphyaddr", required_argument, NULL, OPT_MAXPHY },
 	{ "lenient-pdpte", no_argument, NULL, OPT_LENIENT_PDPTE },
+	{ "shadow", no_argument, NULL, OPT_SHADOW },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -141,6 +141,7 @@ static int parse_other(struct walk_opts *o, int opt, const char *arg)
 		return 0;
 	case OPT_DUMP:  o->dump = true; return 0;
 	case OPT_LENIENT_PDPTE: o->lenient_pdpte = true; return 0;
+	case OPT_SHADOW: o->shadow = true; return 0;
 	case OPT_ACCESS:
 		o->access_given = true;
 		return parse_access(o, arg);
@@ -223,11 +224,6 @@ static int force_mode(struct mv_cpu_regs *r, const char *mode)
 	}
 	return 0;
 }
-
-struct image {
-	void *mem;
-	size_t size;
-};
 
 /* O_NONBLOCK: open() of a FIFO without a writer would wait forever, and
  * a device may block too; fstat then refuses anything that is not a
@@ -408,7 +404,7 @@ static char *put_page(char *p, uint64_t gpa, uint64_t size, uint64_t leaf,
 	return p;
 }
 
-static int print_leaf(void *opaque, const struct mv_walk_leaf *l)
+int walk_print_leaf(void *opaque, const struct mv_walk_leaf *l)
 {
 	char line[64], *p = put_hex16(line, l->va);
 
@@ -420,8 +416,8 @@ static int print_leaf(void *opaque, const struct mv_walk_leaf *l)
 	return tool_output_failed() ? -MV_EIO : 0;  /* stop a long dump */
 }
 
-static void print_walk(const struct mv_paging *pg, uint64_t va,
-		       const struct mv_walk *w)
+void walk_print(const struct mv_paging *pg, uint64_t va,
+		const struct mv_walk *w)
 {
 	char line[96], *p = put_hex16(line, mv_paging_canonical(pg, va));
 
@@ -445,30 +441,46 @@ static void print_walk(const struct mv_paging *pg, uint64_t va,
 	fwrite(line, 1, (size_t)(p - line), stdout);
 }
 
-static int walk_vas(const struct mv_paging *pg, const struct mv_gmem *gm,
-		    unsigned acc, int argc, char **argv)
+/* Every VA parsed before anything is printed: a bad one is a usage error
+ * (exit 2) with no output. */
+static int parse_vas(const struct mv_paging *pg, int argc, char **argv,
+		     uint64_t *vas)
 {
 	for (int i = 0; i < argc; i++) {
-		uint64_t va;
-
-		if (!parse_hex(argv[i], &va))
+		if (!parse_hex(argv[i], &vas[i]))
 			return bad_usage("VA '%s' is not a hex number",
 					 argv[i]);
-		if (pg->mode < MV_PAGING_LONG4 && va > UINT32_MAX)
+		if (pg->mode < MV_PAGING_LONG4 && vas[i] > UINT32_MAX)
 			return bad_usage("VA %s is beyond the 32-bit linear "
 					 "address space", argv[i]);
 	}
-	for (int i = 0; i < argc; i++) {
-		struct mv_walk w;
-		uint64_t va;
-
-		parse_hex(argv[i], &va);
-		mv_walk(pg, gm, va, acc | MV_ACC_NO_AD, &w);
-		print_walk(pg, va, &w);
-		if (tool_output_failed())
-			return 1;  /* tool_output_finish says why */
-	}
 	return 0;
+}
+
+static int walk_vas(const struct walk_opts *o, const struct image *img,
+		    const struct mv_paging *pg, const struct mv_gmem *gm,
+		    int argc, char **argv)
+{
+	uint64_t *vas = calloc((size_t)argc, sizeof(*vas));
+	int rc;
+
+	if (!vas) {
+		fprintf(stderr, "memvisor walk: %s\n", mv_strerror(-MV_ENOMEM));
+		return 1;
+	}
+	rc = parse_vas(pg, argc, argv, vas);
+	if (!rc && o->shadow)
+		rc = walk_shadow_vas(o, img, pg, gm, vas, argc);
+	for (int i = 0; !rc && !o->shadow && i < argc; i++) {
+		struct mv_walk w;
+
+		mv_walk(pg, gm, vas[i], o->acc | MV_ACC_NO_AD, &w);
+		walk_print(pg, vas[i], &w);
+		if (tool_output_failed())
+			rc = 1;  /* tool_output_finish says why */
+	}
+	free(vas);
+	return rc;
 }
 
 static int run(const struct walk_opts *o, const struct image *img, int argc,
@@ -489,8 +501,10 @@ static int run(const struct walk_opts *o, const struct image *img, int argc,
 	if (rc)
 		return rc;
 	if (!o->dump)
-		return walk_vas(&pg, &gm, o->acc, argc, argv);
-	rc = mv_walk_dump(&pg, &gm, print_leaf, NULL);
+		return walk_vas(o, img, &pg, &gm, argc, argv);
+	if (o->shadow && pg.mode != MV_PAGING_OFF)
+		return walk_shadow_dump(o, img, &pg, &gm);
+	rc = mv_walk_dump(&pg, &gm, walk_print_leaf, NULL);
 	if (rc == -MV_EIO && tool_output_failed())
 		return 1;  /* tool_output_finish says why */
 	if (rc < 0) {

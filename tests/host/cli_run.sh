@@ -28,6 +28,18 @@ done
 [ "$dropped" = 1 ] || fail "RSS never fell by 8 MiB at a step: ${rss[*]}"
 [ "${rss[-1]}" -lt $((max / 2)) ] || fail "final RSS ${rss[-1]} KiB not below half of $max"
 
+# The vCPU steps: the shadow MMU's statistics as the model guest OS runs.
+grep -Eq '^vcpu-boot .*2 vCPUs.* [1-9][0-9]* shadow faults.* [1-9][0-9]* shadow pages' <<<"$out" \
+  || fail "no vCPU boot with shadow faults and pages"
+grep -Eq '^vcpu-cr3 .*CR3 200 times.*: 198 roots from the cache, 0 new shadow faults' <<<"$out" \
+  || fail "CR3 switches did not reuse the cached roots"
+grep -Eq '^vcpu-fork .* [1-9][0-9]* emulated writes to tracked tables' <<<"$out" \
+  || fail "the fork wrote no tracked table"
+grep -Eq '^vcpu-cow .*: 32 #PF taken by the guest.*INVLPGs \(32\); the child on vCPU 1 still reads the old data' <<<"$out" \
+  || fail "no copy-on-write in the guest's tables"
+grep -Eq '^vcpu-zap .*zap of all [1-9][0-9]* shadow pages.* refault \([1-9][0-9]* faults\)' <<<"$out" \
+  || fail "no zap of all shadow pages"
+
 # Options.
 "$tool" run --help | grep -q '^usage: memvisor run' || fail "--help"
 small=$("$tool" run --vms 2 --pages 1024 --budget 0) || fail "small run failed"

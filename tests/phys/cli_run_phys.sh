@@ -19,8 +19,8 @@ check_run() {
     || fail "copy-on-write not shown"
   grep -q "^vm-reset .*$((2 * half)) RAM pages ZERO again" <<<"$out" \
     || fail "reset not shown"
-  # RSS after each guest step, in order.
-  mapfile -t rss < <(sed -n '/^vm-create/,$p' <<<"$out" \
+  # RSS after each guest step, in order (the vCPU steps follow).
+  mapfile -t rss < <(sed -n '/^vm-create/,/^vcpu-boot/p' <<<"$out" \
                      | sed -n 's/.*| rss \([0-9]*\) KiB.*/\1/p')
   [ "${#rss[@]}" = 7 ] || fail "expected 7 guest RSS figures, got ${#rss[@]}"
   local create=${rss[0]} write=${rss[1]} cow=${rss[3]} balloon=${rss[4]}

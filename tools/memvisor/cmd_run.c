@@ -372,6 +372,13 @@ static int step_guests(struct demo *d)
 	return run_guest(d->host, d->pages, guest_report, d);
 }
 
+/* ---- vCPUs over guest page tables (run_vcpu.c) -------------------------- */
+
+static int step_vcpus(struct demo *d)
+{
+	return run_vcpu(d->host, guest_report, d);
+}
+
 /* ---- options and driver ------------------------------------------------- */
 
 /* The default budget: 7/8 of all guest RAM, so that the last VM to boot
@@ -506,7 +513,7 @@ static int run_main(int argc, char **argv)
 	static int (*const steps[])(struct demo *) = {
 		step_create, step_boot, step_balloon, step_share, step_retry,
 		step_shutdown, step_holes, step_defragment, step_verify,
-		step_guests,
+		step_guests, step_vcpus,
 	};
 	struct demo d = { 0 };
 	int rc = parse_args(argc, argv, &d);

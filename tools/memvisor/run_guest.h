@@ -16,4 +16,10 @@ typedef void (*run_guest_report_fn)(void *ctx, const char *step,
 int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,
 	      void *ctx);
 
+/* run_vcpu.c: a model guest OS on 2 vCPUs over its own page tables
+ * (address spaces sharing a kernel half, CR3 switches, fork with
+ * copy-on-write in the guest's tables, a zap of all shadow pages) with
+ * the MMU's statistics per step. */
+int run_vcpu(struct mv_host *host, run_guest_report_fn fn, void *ctx);
+
 #endif

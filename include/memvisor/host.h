@@ -318,6 +318,9 @@ struct mv_host_stats {
 	uint64_t chunks_released;
 	uint64_t pages_moved;
 	uint64_t metadata_bytes;    /* descriptors, chunk table, free sets */
+	/* What the kernel holds for the pool's memfd (its allocated blocks):
+	 * the memory that freeing gives back. Seeded memory is not in it. */
+	uint64_t memfd_bytes;
 	uint32_t vms;
 };
 

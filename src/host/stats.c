@@ -1,5 +1,6 @@
 /* Statistics of the pool and of each VM account. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pool.h"
 
@@ -16,6 +17,8 @@ static uint64_t metadata_bytes(const struct mv_host *h)
 
 int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st)
 {
+	struct stat fs;
+
 	if (!host || !st)
 		return -MV_EINVAL;
 	pool_lock(host);
@@ -39,6 +42,8 @@ int mv_host_get_stats(const struct mv_host *host, struct mv_host_stats *st)
 	st->metadata_bytes = metadata_bytes(host);
 	st->vms = host->nvms;
 	pool_unlock(host);
+	if (host->memfd >= 0 && !fstat(host->memfd, &fs))
+		st->memfd_bytes = (uint64_t)fs.st_blocks * 512;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # memvisor run: the over-commitment demonstration shows the budget error,
-# a real RSS that falls when chunks are released, intact guest content,
+# a real RSS and pool memory held by the kernel (the memfd's blocks) that
+# fall when pages are given back, intact guest content,
 # and rejects bad options with exit status 2.
 set -u
 tool=$1
@@ -27,6 +28,21 @@ done
 [ "$max" -ge $((32 * 1024)) ] || fail "RSS never rose to the guests' size ($max KiB)"
 [ "$dropped" = 1 ] || fail "RSS never fell by 8 MiB at a step: ${rss[*]}"
 [ "${rss[-1]}" -lt $((max / 2)) ] || fail "final RSS ${rss[-1]} KiB not below half of $max"
+
+# The same for what the kernel holds for the pool (the memfd's blocks):
+# the process's RSS alone falls on munmap even when the file keeps it all.
+mapfile -t kern < <(sed -n 's/.*| pool memfd \([0-9]*\) KiB.*/\1/p' <<<"$out")
+[ "${#kern[@]}" = "${#rss[@]}" ] || fail "expected a memfd figure per step, got ${#kern[@]}"
+max=0 dropped=0
+for ((i = 0; i < ${#kern[@]}; i++)); do
+  [ "${kern[i]}" -gt "$max" ] && max=${kern[i]}
+  if [ "$i" -gt 0 ] && [ $((kern[i - 1] - kern[i])) -ge 8192 ]; then
+    dropped=1
+  fi
+done
+[ "$max" -ge $((32 * 1024)) ] || fail "the pool's memfd never rose to the guests' size ($max KiB)"
+[ "$dropped" = 1 ] || fail "the pool's memfd never fell by 8 MiB at a step: ${kern[*]}"
+[ "${kern[-1]}" -lt $((max / 2)) ] || fail "final memfd ${kern[-1]} KiB not below half of $max"
 
 # The vCPU steps: the shadow MMU's statistics as the model guest OS runs.
 grep -Eq '^vcpu-boot .*2 vCPUs.* [1-9][0-9]* shadow faults.* [1-9][0-9]* shadow pages' <<<"$out" \

@@ -72,10 +72,11 @@ static void report(struct demo *d, const char *step, const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 	printf("\n           in use %llu pages, %llu chunks | rss %ld KiB "
-	       "(shmem %ld KiB)\n",
+	       "(shmem %ld KiB) | pool memfd %llu KiB\n",
 	       (unsigned long long)(st.private_pages + st.shared_pages),
 	       (unsigned long long)st.chunks, status_kib("VmRSS:"),
-	       status_kib("RssShmem:"));
+	       status_kib("RssShmem:"),
+	       (unsigned long long)(st.memfd_bytes >> 10));
 }
 
 /* ---- guest content ------------------------------------------------------ */

@@ -93,8 +93,10 @@ struct mv_host_config {
 
 /* Create a pool. @cfg may be NULL for defaults (no budget, no over-commit
  * limit, a cache of 2 empty chunks and of 1024 freed pages, not seeded).
- * -MV_EINVAL (bad overcommit value, NULL @out), -MV_ENOMEM (the 16 TiB
- * address-space reservation or metadata), or a negated errno
+ * -MV_EINVAL (bad overcommit value, NULL @out), -MV_ENOMEM (metadata, or
+ * not even 2 GiB of address space for chunks: the pool reserves 16 TiB,
+ * or the largest power of two below that it can get, and tops out
+ * there), or a negated errno
  * (memfd_create, pthread); *@out is untouched on error. */
 int mv_host_create(const struct mv_host_config *cfg, struct mv_host **out);
 /* Free everything, including the chunks, and stop the idle defragmenter.

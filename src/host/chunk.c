@@ -55,16 +55,25 @@ static void id_free(struct mv_host *h, uint32_t id)
 	h->id_bitmap[id / 64] &= ~(1ull << (id % 64));
 }
 
-#define ARENA_BYTES ((size_t)POOL_MAX_CHUNKS * MV_CHUNK_SIZE)
+/* The whole id range if the address space allows (16 TiB); where it does
+ * not (a sanitizer's shadow memory, RLIMIT_AS), the largest power of two
+ * down to ARENA_MIN_CHUNKS: the pool then tops out there. */
+#define ARENA_MIN_CHUNKS 1024u      /* 2 GiB */
 
 int chunk_arena_map(struct mv_host *h)
 {
-	h->arena = mmap(NULL, ARENA_BYTES, PROT_NONE,
-			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (h->arena == MAP_FAILED) {
-		h->arena = NULL;
-		return -MV_ENOMEM;
+	for (uint32_t n = POOL_MAX_CHUNKS; n >= ARENA_MIN_CHUNKS; n /= 2) {
+		void *p = mmap(NULL, (size_t)n * MV_CHUNK_SIZE, PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p != MAP_FAILED) {
+			h->arena = p;
+			h->arena_chunks = n;
+			break;
+		}
 	}
+	if (!h->arena)
+		return -MV_ENOMEM;
 	h->mapped = calloc(POOL_MAX_CHUNKS / 64, sizeof(*h->mapped));
 	return h->mapped ? 0 : -MV_ENOMEM;
 }
@@ -72,7 +81,7 @@ int chunk_arena_map(struct mv_host *h)
 void chunk_arena_unmap(struct mv_host *h)
 {
 	if (h->arena)
-		munmap(h->arena, ARENA_BYTES);
+		munmap(h->arena, (size_t)h->arena_chunks * MV_CHUNK_SIZE);
 	free(h->mapped);
 }
 
@@ -81,8 +90,11 @@ void chunk_arena_unmap(struct mv_host *h)
 static uint8_t *memfd_map(struct mv_host *h, uint32_t id)
 {
 	uint64_t off = (uint64_t)id * MV_CHUNK_SIZE;
-	uint8_t *base = h->arena + off;
+	uint8_t *base;
 
+	if (id >= h->arena_chunks)
+		return NULL;    /* beyond a reduced arena: -MV_ENOMEM */
+	base = h->arena + off;
 	if (h->mapped[id / 64] & (1ull << (id % 64)))
 		return base;
 	if (off + MV_CHUNK_SIZE > h->memfd_size) {

@@ -137,7 +137,7 @@ static bool seed_overlaps(const struct mv_host *h, uintptr_t start,
 {
 	uintptr_t a = (uintptr_t)h->arena;
 
-	if (h->arena && start < a + (uintptr_t)POOL_MAX_CHUNKS * MV_CHUNK_SIZE &&
+	if (h->arena && start < a + (uintptr_t)h->arena_chunks * MV_CHUNK_SIZE &&
 	    a < end)
 		return true;
 	for (uint32_t i = 0; i < h->nseed_ranges; i++)

@@ -87,6 +87,7 @@ struct mv_host {
 	 * are hole-punched): the number of mappings does not grow with the
 	 * number of chunks, and a stale pointer never faults. */
 	uint8_t *arena;
+	uint32_t arena_chunks;      /* its size in chunks (see chunk.c) */
 	uint64_t *mapped;           /* bit c: chunk c's arena range is mapped */
 	void *zero_page;
 	void **seeds;               /* unused seeded chunk-sized regions */

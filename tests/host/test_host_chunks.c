@@ -236,6 +236,37 @@ static void test_allocation_order_within_a_vm(void **state)
 	mv_host_destroy(h);
 }
 
+/* Which bin a chunk sits on, for each boundary of the 32-page bins: bin b
+ * holds chunks with 32b+1 .. 32b+32 free pages; none when full, the empty
+ * list when empty. */
+static void test_bin_boundaries(void **state)
+{
+	static const struct { uint32_t nfree; unsigned list; } table[] = {
+		{ 0, LIST_NONE }, { 1, 0 }, { 2, 0 }, { 31, 0 }, { 32, 0 },
+		{ 33, 1 }, { 64, 1 }, { 65, 2 }, { 256, 7 }, { 257, 8 },
+		{ 480, 14 }, { 481, 15 }, { 510, 15 }, { 511, 15 },
+		{ 512, LIST_EMPTY },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 1);
+		mv_vmid vm = vm_new(h, BIG);
+		mv_page_id *ids = alloc_n(h, vm, MV_CHUNK_PAGES);
+		uint32_t c = mv_page_chunk(ids[0]);
+
+		if (table[i].nfree)
+			assert_int_equal(mv_host_free(h, vm, table[i].nfree, ids), 0);
+		assert_non_null(h->table[c]);
+		print_message("%u free -> list %u\n", table[i].nfree,
+			      h->table[c]->list);
+		assert_int_equal(h->table[c]->list, table[i].list);
+		assert_int_equal(pool_check(h), 0);
+		free(ids);
+		mv_host_destroy(h);
+	}
+}
+
 static void test_rss_falls_when_chunks_released(void **state)
 {
 	enum { N = 16 * MV_CHUNK_PAGES };   /* 32 MiB */
@@ -382,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_id_reuse_after_release),
 		cmocka_unit_test(test_allocation_order),
 		cmocka_unit_test(test_allocation_order_within_a_vm),
+		cmocka_unit_test(test_bin_boundaries),
 		cmocka_unit_test(test_fullest_partly_used_first),
 		cmocka_unit_test(test_empty_cache_size),
 		cmocka_unit_test(test_rss_falls_when_chunks_released),

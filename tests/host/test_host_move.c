@@ -179,6 +179,82 @@ static void test_defragment_vacates_and_releases(void **state)
 
 /* Affinity: A's chunk 1 (112 pages used) is vacated into A's own chunk 3
  * (200 free), never into B's fuller chunk 2 (50 free). */
+/* Of two equally full chunks one still empties into the other. */
+static void test_defragment_equal_chunks(void **state)
+{
+	static const uint32_t nfree[3] = { 312, 312, 512 };
+	struct owner *o = setup(nfree);
+	struct mv_host_stats st;
+	uint32_t moved = 0;
+
+	(void)state;
+	assert_int_equal(mv_host_defragment(o->h, 1000, &moved), 0);
+	assert_int_equal(moved, 200);
+	assert_int_equal(mv_host_get_stats(o->h, &st), 0);
+	assert_int_equal(st.chunks, 1);
+	check_all(o);
+	teardown(o);
+}
+
+struct gfn_probe {
+	uint64_t seen;
+	int calls;
+};
+
+static int record_gfn(void *opaque, mv_vmid vm, uint64_t gfn, mv_page_id old_id,
+		      mv_page_id new_id)
+{
+	struct gfn_probe *p = opaque;
+
+	(void)vm;
+	(void)old_id;
+	(void)new_id;
+	p->seen = gfn;
+	p->calls++;
+	return -MV_EBUSY;
+}
+
+/* Every gfn width the descriptor keeps (46 bits, all ones = none) reaches
+ * the mover intact; wider ones are -MV_ERANGE. */
+static void test_gfn_bits_reach_mover(void **state)
+{
+	static const uint64_t ok[] = { 0, 1, 0xfffff, 1ull << 32, (1ull << 45) - 1,
+				       1ull << 45, (1ull << 46) - 2, MV_GFN_NONE };
+	static const uint64_t bad[] = { (1ull << 46) - 1, 1ull << 46, 1ull << 47,
+					1ull << 62, MV_GFN_NONE - 1 };
+	struct mv_host *h = host_new(0, MV_OVERCOMMIT_ALLOW, 0);
+	mv_vmid vm = vm_new(h, 2 * MV_CHUNK_PAGES);
+	mv_page_id ids[2 * MV_CHUNK_PAGES];
+	uint64_t gfns[2 * MV_CHUNK_PAGES];
+	struct gfn_probe p = { 0 };
+
+	(void)state;
+	for (uint32_t i = 0; i < 2 * MV_CHUNK_PAGES; i++)
+		gfns[i] = i;
+	gfns[0] = (1ull << 46) - 2;   /* given at allocation */
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, 2 * MV_CHUNK_PAGES,
+				       gfns, 0, ids), 0);
+	/* ids[0..511] in one chunk, the rest in the other: empty the first
+	 * but one page, so the other (full but 10) is a fuller target. */
+	assert_int_equal(mv_host_free(h, vm, MV_CHUNK_PAGES - 1, ids + 1), 0);
+	assert_int_equal(mv_host_free(h, vm, 10, ids + MV_CHUNK_PAGES), 0);
+	assert_int_equal(mv_host_vm_set_mover(h, vm, record_gfn, &p), 0);
+	assert_int_equal(mv_host_move_page(h, ids[0], NULL), -MV_EBUSY);
+	assert_int_equal(p.seen, gfns[0]);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(mv_host_page_set_gfn(h, vm, ids[0], ok[i]), 0);
+		assert_int_equal(mv_host_move_page(h, ids[0], NULL), -MV_EBUSY);
+		assert_int_equal(p.seen, ok[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(mv_host_page_set_gfn(h, vm, ids[0], bad[i]),
+				 -MV_ERANGE);
+	assert_int_equal(p.calls, (int)(sizeof(ok) / sizeof(ok[0])) + 1);
+	assert_int_equal(pool_check(h), 0);
+	assert_int_equal(mv_host_vm_set_mover(h, vm, NULL, NULL), 0);
+	mv_host_destroy(h);
+}
+
 static void test_defragment_keeps_affinity(void **state)
 {
 	struct owner *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
@@ -585,6 +661,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defragment_vacates_and_releases),
+		cmocka_unit_test(test_defragment_equal_chunks),
+		cmocka_unit_test(test_gfn_bits_reach_mover),
 		cmocka_unit_test(test_defragment_keeps_affinity),
 		cmocka_unit_test(test_destroy_defragments),
 		cmocka_unit_test(test_idle_worker_defragments),

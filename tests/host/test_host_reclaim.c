@@ -324,6 +324,51 @@ static void test_populate_backs_exactly_the_pages(void **state)
 	mv_host_destroy(h);
 }
 
+/* Seeded memory given back with MADV_DONTNEED need not read zero: a
+ * private mapping of a file reads the file again. MV_ALLOC_ZEROED must
+ * still clear such pages. */
+static void test_seeded_given_back_not_assumed_zero(void **state)
+{
+	struct mv_host_config cfg = { .seeded = 1 };
+	struct mv_host *h;
+	int fd = memfd_create("seed-file", 0);
+	uint8_t *mem;
+	mv_page_id ids[MV_CHUNK_PAGES];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, MV_CHUNK_SIZE), 0);
+	mem = mmap(NULL, MV_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(mem != MAP_FAILED);
+	memset(mem, 0x5a, MV_CHUNK_SIZE);
+	munmap(mem, MV_CHUNK_SIZE);
+	mem = mmap(NULL, MV_CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(mv_host_create(&cfg, &h), 0);
+	mv_vmid vm = vm_new(h, MV_CHUNK_PAGES);
+
+	assert_int_equal(mv_host_seed(h, mem, MV_CHUNK_SIZE), 0);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES, NULL,
+				       MV_ALLOC_ZEROED, ids), 0);
+	for (uint32_t i = 0; i < MV_CHUNK_PAGES; i++)
+		assert_int_equal(((uint8_t *)mv_host_page_ptr(h, ids[i]))[9], 0);
+	/* Freed (and discarded) but one: the discarded pages read 0x5a. */
+	assert_int_equal(mv_host_free(h, vm, MV_CHUNK_PAGES - 1, ids + 1), 0);
+	assert_int_equal(mem[MV_PAGE_SIZE + 9], 0x5a);
+	assert_int_equal(mv_host_alloc(h, vm, MV_ACCOUNT_BASE, MV_CHUNK_PAGES - 1,
+				       NULL, MV_ALLOC_ZEROED, ids + 1), 0);
+	for (uint32_t i = 1; i < MV_CHUNK_PAGES; i++) {
+		const uint8_t *p = mv_host_page_ptr(h, ids[i]);
+
+		assert_int_equal(p[0], 0);
+		assert_int_equal(p[MV_PAGE_SIZE - 1], 0);
+	}
+	assert_int_equal(pool_check(h), 0);
+	mv_host_destroy(h);
+	munmap(mem, MV_CHUNK_SIZE);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_share_put_and_destroy_return_memory),
 		cmocka_unit_test(test_seeded_pages_given_back),
 		cmocka_unit_test(test_populate_backs_exactly_the_pages),
+		cmocka_unit_test(test_seeded_given_back_not_assumed_zero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -97,7 +97,7 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 
 	for (uint32_t i = 0; i < n; i++)
 		gfns[i] = gpa_of(in) >> MV_PAGE_SHIFT;
-	switch (take(in, 1) % 18) {
+	switch (take(in, 1) % 19) {
 	case 0: mv_vm_phys_read(vm, g, buf, len); break;
 	case 1: mv_vm_phys_write(vm, g, buf, len); break;
 	case 2:
@@ -138,6 +138,22 @@ static void one_call(struct mv_vm *vm, struct input *in, uint8_t *buf)
 		if (mv_vm_gpa_to_hva(vm, gfns[0] << MV_PAGE_SHIFT, 0, &ptr) == 0)
 			mv_vm_phys_write(vm, g, ptr, len % MV_PAGE_SIZE);
 		break;
+	case 17: {
+		/* a range comes or goes anywhere (a huge RAM range is cheap) */
+		struct mv_vm_range r = {
+			.type = (enum mv_page_type)(n % 3),
+			.gpa = n & 2 ? g & ~(uint64_t)(MV_PAGE_SIZE - 1) : g,
+			.size = (uint64_t)(len % 64 + 1) * MV_PAGE_SIZE
+				<< (n & 4 ? 12 : 0),
+			.rom_data = buf, .rom_size = len,
+		};
+
+		if (n & 1)
+			mv_vm_range_add(vm, &r);
+		else
+			mv_vm_range_remove(vm, g);
+		break;
+	}
 	default: mv_host_defragment(mv_vm_host(vm), n, NULL); break;
 	}
 }
@@ -155,6 +171,8 @@ static void check_accounts(struct mv_vm *vm)
 	if (hs.allocated[MV_ACCOUNT_BASE] != vs.pages[MV_PAGE_ALLOCATED] +
 	    vs.pages[MV_PAGE_WRITE_MONITORED] + vs.handy ||
 	    hs.allocated[MV_ACCOUNT_FIXED] != vs.rom_pages ||
+	    hs.reserved.fixed != vs.rom_pages ||
+	    hs.reserved.base < vs.ram_pages ||
 	    hs.ballooned > vs.pages[MV_PAGE_BALLOONED] ||
 	    hs.shared_refs > vs.pages[MV_PAGE_SHARED])
 		__builtin_trap();

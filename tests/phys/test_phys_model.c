@@ -1,7 +1,9 @@
 /* Random operation sequences checked against a plain byte-array model of
  * guest memory: reads, writes (across pages, ranges and into holes),
  * direct-pointer writes, sharing, balloon inflate/deflate, write
- * monitoring, population, moving, reset. After every step the return code
+ * monitoring, population, moving, reset, and a RAM range added and
+ * removed in the hole between the ROM and the MMIO range (abutting both),
+ * with the layout generation counted. After every step the return code
  * matches the model's; at checkpoints all of memory and the accounting
  * invariants are compared. */
 #include <setjmp.h>
@@ -14,6 +16,9 @@
 #include "phys/fixture.h"
 
 #define DEAD_GPA (FX_MMIO_GPA + (64ull << 20))
+/* The range that comes and goes: the whole hole after the ROM. */
+#define EXTRA_GPA FX_HOLE_GPA
+#define EXTRA_SIZE (FX_MMIO_GPA - FX_HOLE_GPA)
 
 /* Stands for the bytes of the MMIO range without callbacks. */
 static uint8_t dead_byte;
@@ -30,6 +35,9 @@ struct model {
 	uint8_t claim[CLAIM_PAGES];          /* FREE / ACTIVE / DISABLED */
 	uint64_t claim_first[CLAIM_PAGES];   /* first gfn of its handler */
 	uint64_t handler_calls;              /* expected */
+	int extra_present;
+	uint8_t extra[EXTRA_SIZE];
+	uint64_t layout_gen;                 /* expected */
 };
 
 struct ctx {
@@ -57,6 +65,8 @@ static uint8_t *model_byte(struct model *m, uint64_t gpa, enum mv_page_type *t)
 		return &m->low[gpa];
 	if (gpa - FX_HIGH_GPA < FX_HIGH_SIZE)
 		return &m->high[gpa - FX_HIGH_GPA];
+	if (m->extra_present && gpa - EXTRA_GPA < EXTRA_SIZE)
+		return &m->extra[gpa - EXTRA_GPA];
 	*t = MV_PAGE_ROM;
 	if (gpa - FX_ROM_GPA < FX_ROM_SIZE)
 		return &m->rom[gpa - FX_ROM_GPA];
@@ -331,12 +341,14 @@ static void op_handler(struct ctx *c)
 		rc = mv_vm_handler_register(c->vm, MV_HANDLER_WRITE, g << 12,
 					    (uint64_t)n << 12, count_write, c);
 		assert_int_equal(rc, model_register(&c->m, g, n));
+		c->m.layout_gen += !rc;
 		break;
 	case 2:
 		rc = mv_vm_handler_deregister(c->vm, g << 12);
 		assert_int_equal(rc, held ? 0 : -MV_ENOENT);
 		if (held)
 			model_deregister(&c->m, c->m.claim_first[i]);
+		c->m.layout_gen += held;
 		break;
 	default:
 		if (c->m.claim[i] == DISABLED)
@@ -347,6 +359,7 @@ static void op_handler(struct ctx *c)
 		if (held)
 			c->m.claim[i] = c->m.claim[i] == DISABLED ? ACTIVE
 								  : DISABLED;
+		c->m.layout_gen += held;
 		break;
 	}
 }
@@ -361,6 +374,7 @@ static void op_misc(struct ctx *c)
 		memset(c->m.low, 0, sizeof(c->m.low));
 		memset(c->m.high, 0, sizeof(c->m.high));
 		memset(c->m.ballooned, 0, sizeof(c->m.ballooned));
+		memset(c->m.extra, 0, sizeof(c->m.extra));
 		break;
 	case 1:
 	case 2:
@@ -371,6 +385,33 @@ static void op_misc(struct ctx *c)
 		assert_int_equal(mv_vm_write_monitor(c->vm, g, 1, NULL), 0);
 		break;
 	}
+}
+
+/* Add the extra range when it is absent, remove it when present; now and
+ * then a refused variant (overlap, a gpa inside it) that changes nothing. */
+static void op_layout(struct ctx *c)
+{
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .gpa = EXTRA_GPA,
+				 .size = EXTRA_SIZE, .name = "extra" };
+	int rc;
+
+	if (rnd(c) % 4 == 0) {
+		r.gpa -= MV_PAGE_SIZE;   /* into the ROM */
+		assert_int_equal(mv_vm_range_add(c->vm, &r), -MV_EEXIST);
+		assert_int_equal(mv_vm_range_remove(c->vm,
+						    EXTRA_GPA + MV_PAGE_SIZE),
+				 -MV_ENOENT);
+		return;
+	}
+	if (c->m.extra_present) {
+		rc = mv_vm_range_remove(c->vm, EXTRA_GPA);
+	} else {
+		rc = mv_vm_range_add(c->vm, &r);
+		memset(c->m.extra, 0, sizeof(c->m.extra));
+	}
+	assert_int_equal(rc, 0);
+	c->m.extra_present = !c->m.extra_present;
+	c->m.layout_gen++;
 }
 
 static void check_everything(struct ctx *c)
@@ -385,11 +426,17 @@ static void check_everything(struct ctx *c)
 	assert_int_equal(mv_vm_phys_read(c->vm, FX_HIGH_GPA, buf, FX_HIGH_SIZE), 0);
 	assert_memory_equal(buf, c->m.high, FX_HIGH_SIZE);
 	assert_memory_equal(c->dev.regs, c->m.mmio, FX_MMIO_SIZE);
+	assert_int_equal(mv_vm_phys_read(c->vm, EXTRA_GPA, buf, EXTRA_SIZE),
+			 c->m.extra_present ? 0 : -MV_ERANGE);
+	if (c->m.extra_present)
+		assert_memory_equal(buf, c->m.extra, EXTRA_SIZE);
+	assert_int_equal(mv_vm_layout_gen(c->vm), c->m.layout_gen);
 	assert_int_equal(mv_vm_get_stats(c->vm, &st), 0);
 	assert_int_equal(mv_host_vm_get_stats(c->host, mv_vm_id(c->vm), &hs), 0);
 	for (int s = 0; s < MV_PAGE_STATES; s++)
 		states += st.pages[s];
-	assert_int_equal(states, FX_RAM_PAGES);
+	assert_int_equal(states, FX_RAM_PAGES + (c->m.extra_present ?
+						 EXTRA_SIZE / MV_PAGE_SIZE : 0));
 	assert_int_equal(hs.allocated[MV_ACCOUNT_BASE],
 			 st.pages[MV_PAGE_ALLOCATED] +
 			 st.pages[MV_PAGE_WRITE_MONITORED] + st.handy);
@@ -420,7 +467,7 @@ static void run_seed(uint64_t seed, uint32_t map_max)
 	assert_int_equal(fx_create(c.host, &c.dev, MV_BALLOON_WRITE_DEFLATE,
 				   map_max, &c.vm), 0);
 	for (uint32_t step = 0; step < 3000; step++) {
-		switch (rnd(&c) % 11) {
+		switch (rnd(&c) % 12) {
 		case 0: case 1: case 2: op_write(&c, 0); break;
 		case 3: op_write(&c, 1); break;
 		case 4: case 5: op_read(&c); break;
@@ -428,6 +475,7 @@ static void run_seed(uint64_t seed, uint32_t map_max)
 		case 7: op_balloon(&c); break;
 		case 8: op_populate(&c); break;
 		case 9: op_handler(&c); break;
+		case 10: op_layout(&c); break;
 		default: op_misc(&c); break;
 		}
 		if (step % 500 == 499)

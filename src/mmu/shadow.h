@@ -266,6 +266,7 @@ int sp_link(struct mv_mmu *m, struct sp *parent, unsigned slot,
 void sp_zap_spte(struct mv_mmu *m, struct sp *sp, unsigned slot);
 void sp_zap(struct mv_mmu *m, struct sp *sp);
 void sp_commit_zap(struct mv_mmu *m);
+void sp_free_unreachable(struct mv_mmu *m);
 int sp_make_room(struct mv_mmu *m, uint32_t need);
 void sp_zap_gfn(struct mv_mmu *m, uint64_t gfn);
 bool sp_valid(const struct mv_mmu *m, const struct sp *sp);

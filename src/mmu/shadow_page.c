@@ -290,6 +290,18 @@ void sp_commit_zap(struct mv_mmu *m)
 	}
 }
 
+/* Free the zapped pages without a flush: only for pages that no vCPU can
+ * reach any more (obsolete pages after the zap-all's own shootdown). */
+void sp_free_unreachable(struct mv_mmu *m)
+{
+	while (m->zap_list) {
+		struct sp *sp = m->zap_list;
+
+		m->zap_list = sp->zap_next;
+		sp_free(m, sp);
+	}
+}
+
 void sp_root_put(struct mv_mmu *m, struct sp *sp)
 {
 	if (--sp->root_count)

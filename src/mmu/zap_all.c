@@ -24,11 +24,23 @@ void zap_all_locked(struct mv_mmu *m)
 	mmu_shootdown(m, REQ_TLB_FLUSH);
 }
 
-/* Free up to @max obsolete pages, oldest first; pinned roots wait. */
+/* Free up to @max obsolete pages, oldest first; pinned roots wait.
+ *
+ * Without a shootdown per batch: zap_all_locked returned only after every
+ * INSIDE vCPU acknowledged a flush posted after the generation bump (and
+ * an OUTSIDE one flushes when it comes back in), and a vCPU checks that
+ * its root is current before a lockless shadow walk, while fresh pages
+ * never link an obsolete child (build_path). So no vCPU can reach an
+ * obsolete page or a TLB entry made from one: a batch is freed at once,
+ * and a remover never waits for the vCPUs once per batch. What was
+ * pending before is committed as usual. */
 uint32_t reclaim_obsolete(struct mv_mmu *m, uint32_t max)
 {
+	struct sp *pending_list = m->zap_list;
+	bool pending_flush = m->flush_pending;
 	uint32_t n = 0;
 
+	m->zap_list = NULL;
 	for (struct sp *sp = m->lru_head, *next; sp && n < max && m->obsolete;
 	     sp = next) {
 		next = sp->lru_next;
@@ -37,6 +49,9 @@ uint32_t reclaim_obsolete(struct mv_mmu *m, uint32_t max)
 			n++;
 		}
 	}
+	sp_free_unreachable(m);
+	m->zap_list = pending_list;
+	m->flush_pending = pending_flush;
 	sp_commit_zap(m);
 	return n;
 }

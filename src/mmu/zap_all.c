@@ -4,6 +4,8 @@
  * their next access, and the obsolete pages are freed afterwards in
  * bounded batches, with the VM lock dropped between batches, so that no
  * caller waits for a whole teardown. */
+#include <sched.h>
+
 #include "mmu/shadow.h"
 
 #define RECLAIM_BATCH 256
@@ -91,6 +93,7 @@ int mv_mmu_zap_all(struct mv_vm *vm, uint32_t batch)
 		mv_vm_lock(vm);
 		n = reclaim_obsolete(m, batch ? batch : RECLAIM_BATCH);
 		mv_vm_unlock(vm);
+		sched_yield();  /* a vCPU waiting for the lock gets it now */
 	} while (n);
 	return 0;
 }

@@ -118,7 +118,8 @@ void vcpu_enter(struct mv_vcpu *v)
 {
 	if (atomic_load_explicit(&v->mode, memory_order_relaxed) !=
 	    VCPU_INSIDE) {
-		v->owner = pthread_self();
+		/* read by removers on other threads (mmu_shootdown) */
+		__atomic_store_n(&v->owner, pthread_self(), __ATOMIC_RELAXED);
 		v->tls_next = tls_inside;
 		tls_inside = v;
 		atomic_store(&v->mode, VCPU_INSIDE);
@@ -215,7 +216,8 @@ void mmu_shootdown(struct mv_mmu *m, uint32_t req)
 		if (!v)
 			continue;
 		if (atomic_load(&v->mode) == VCPU_INSIDE &&
-		    pthread_equal(v->owner, self))
+		    pthread_equal(__atomic_load_n(&v->owner, __ATOMIC_RELAXED),
+				  self))
 			vcpu_check_requests(v);  /* our own: flush it now */
 		else
 			wait_ack(m, v, gen);

@@ -185,7 +185,8 @@ struct mv_vcpu {
 	_Atomic uint32_t mode;
 	_Atomic uint32_t req;
 	_Atomic uint64_t ack_gen;
-	pthread_t owner;          /* thread that last made it INSIDE */
+	pthread_t owner;          /* thread that last made it INSIDE (atomic
+				   * accesses: removers read it) */
 	struct mv_vcpu *tls_next; /* the owner's INSIDE vCPUs (flush.c) */
 	struct mv_vcpu *park_next; /* ... made OUTSIDE by a VM lock */
 	bool parked;              /* on the owner's parked list */

@@ -118,7 +118,8 @@ void vcpu_enter(struct mv_vcpu *v)
 {
 	if (atomic_load_explicit(&v->mode, memory_order_relaxed) !=
 	    VCPU_INSIDE) {
-		/* read by removers on other threads (mmu_shootdown) */
+		/* before the INSIDE store: a remover that sees INSIDE sees
+		 * its owner too */
 		__atomic_store_n(&v->owner, pthread_self(), __ATOMIC_RELAXED);
 		v->tls_next = tls_inside;
 		tls_inside = v;

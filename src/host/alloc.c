@@ -107,7 +107,7 @@ static void populate_run(struct mv_host *h, mv_page_id first, uint32_t n)
 	size_t off = (size_t)mv_page_index(first) << MV_PAGE_SHIFT;
 	size_t len = (size_t)n << MV_PAGE_SHIFT;
 
-	if (c->flags & CHUNK_SEEDED)
+	if (chunk_seeded(c))
 		(void)madvise(c->base + off, len, MADV_POPULATE_WRITE);
 	else
 		(void)fallocate(h->memfd, FALLOC_FL_KEEP_SIZE,

@@ -51,7 +51,7 @@ static void make_typeless(struct mv_host *h, struct chunk *c)
 {
 	if (c->flags & CHUNK_SHARED)
 		h->free_shared -= MV_CHUNK_PAGES;
-	c->flags &= (uint8_t)~CHUNK_SHARED;
+	chunk_flag(c, CHUNK_SHARED, false);
 	c->affinity = 0;
 }
 

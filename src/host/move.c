@@ -246,10 +246,8 @@ static void mark_skip(struct mv_host *h, const uint32_t *ids, uint32_t n,
 	for (uint32_t i = 0; i < n; i++) {
 		struct chunk *c = h->table[ids[i]];
 
-		if (c && on)
-			c->flags |= CHUNK_SKIP;
-		else if (c)
-			c->flags &= (uint8_t)~CHUNK_SKIP;
+		if (c)
+			chunk_flag(c, CHUNK_SKIP, on);
 	}
 }
 

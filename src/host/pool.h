@@ -43,6 +43,23 @@ struct chunk {
 	uint8_t list;              /* bin index, LIST_EMPTY or LIST_NONE */
 };
 
+/* Whether a chunk is seeded, read by the allocator's populate step
+ * outside the pool lock: flags change under the lock (CHUNK_SKIP,
+ * CHUNK_SHARED) by atomic read-modify-writes, so this load never races
+ * them; CHUNK_SEEDED itself never changes after the chunk is made. */
+static inline bool chunk_seeded(const struct chunk *c)
+{
+	return __atomic_load_n(&c->flags, __ATOMIC_RELAXED) & CHUNK_SEEDED;
+}
+
+static inline void chunk_flag(struct chunk *c, uint8_t flag, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&c->flags, flag, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&c->flags, (uint8_t)~flag, __ATOMIC_RELAXED);
+}
+
 /* The descriptors plus 32 bytes: 8.0625 bytes per page. */
 _Static_assert(sizeof(struct chunk) == MV_CHUNK_PAGES * 8 + 32,
 	       "per-chunk overhead must stay 32 bytes");

@@ -23,7 +23,7 @@ static void discard(struct mv_host *h, struct chunk *c, uint32_t first,
 {
 	size_t off = (size_t)first << MV_PAGE_SHIFT, len = (size_t)n << MV_PAGE_SHIFT;
 
-	if (c->flags & CHUNK_SEEDED)
+	if (chunk_seeded(c))
 		(void)madvise(c->base + off, len, MADV_DONTNEED);
 	else
 		(void)fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -34,7 +34,7 @@ static void discard(struct mv_host *h, struct chunk *c, uint32_t first,
 void punch_chunk(struct mv_host *h, struct chunk *c)
 {
 	/* Seeded memory is the caller's: never assumed zero after it. */
-	mv_desc zero = c->flags & CHUNK_SEEDED ? 0 : DESC_ZEROED;
+	mv_desc zero = chunk_seeded(c) ? 0 : DESC_ZEROED;
 	uint32_t run = 0;
 
 	for (uint32_t i = 0; c->held && i <= MV_CHUNK_PAGES; i++) {

@@ -12,7 +12,7 @@ static struct chunk *pick_shared(struct mv_host *h)
 	if (c)
 		return c;
 	c = fs_pop_empty(h);
-	c->flags |= CHUNK_SHARED;
+	chunk_flag(c, CHUNK_SHARED, true);
 	h->free_shared += MV_CHUNK_PAGES;
 	return c;
 }

@@ -55,6 +55,10 @@ grep -Eq '^vcpu-cow .*: 32 #PF taken by the guest.*INVLPGs \(32\); the child on 
   || fail "no copy-on-write in the guest's tables"
 grep -Eq '^vcpu-zap .*zap of all [1-9][0-9]* shadow pages.* refault \([1-9][0-9]* faults\)' <<<"$out" \
   || fail "no zap of all shadow pages"
+grep -Eq '^vcpu-dirty .*1024 cleared; the guest writes 8 pages .*: (8|9|1[0-9]) pages dirty .* 8 in the vCPU.s ring, 8 reset' <<<"$out" \
+  || fail "dirty logging did not report the guest's 8 pages"
+grep -Eq '^vcpu-fb .*first harvest 16 pages.*finds 3 \(bitmap 0xe0, rows 4-6 .*then 0;' <<<"$out" \
+  || fail "the framebuffer harvest did not find the 3 drawn pages"
 
 # Options.
 "$tool" run --help | grep -q '^usage: memvisor run' || fail "--help"

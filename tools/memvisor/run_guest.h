@@ -22,4 +22,11 @@ int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,
  * the MMU's statistics per step. */
 int run_vcpu(struct mv_host *host, run_guest_report_fn fn, void *ctx);
 
+/* run_dirty.c: dirty logging (bitmap and ring) and a framebuffer harvest
+ * on that guest, whose kernel window maps RAM at @kwin + gpa. */
+struct mv_vm;
+struct mv_vcpu;
+int run_dirty(struct mv_vm *vm, struct mv_vcpu *cpu, uint64_t kwin,
+	      uint64_t ram_pages, run_guest_report_fn fn, void *ctx);
+
 #endif

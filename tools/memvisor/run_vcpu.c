@@ -6,7 +6,8 @@
  * roots: nothing rebuilt), forks its space into the third with the
  * guest's own copy-on-write (PTEs made read-only through the kernel
  * window, then a #PF, a page copy, a PTE write and INVLPG per page), and
- * a zap of all shadow pages ends it. Each step prints the vCPUs' and the
+ * a zap of all shadow pages follows; dirty logging and a framebuffer
+ * harvest end it (run_dirty.c). Each step prints the vCPUs' and the
  * MMU's statistics (mv_vcpu_get_stats, mv_mmu_get_stats). */
 #include <stdarg.h>
 #include <stdio.h>
@@ -385,6 +386,8 @@ int run_vcpu(struct mv_host *host, run_guest_report_fn fn, void *ctx)
 	}
 	for (size_t i = 0; !rc && i < sizeof(steps) / sizeof(steps[0]); i++)
 		rc = steps[i](&g);
+	if (!rc)
+		rc = run_dirty(g.vm, g.cpu[0], KWIN, RAM_PAGES, fn, ctx);
 	for (int c = 0; c < 2; c++)
 		if (g.cpu[c])
 			mv_vcpu_destroy(g.cpu[c]);

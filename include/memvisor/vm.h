@@ -392,7 +392,8 @@ int mv_vm_gpa_to_hva_locked(struct mv_vm *vm, uint64_t gpa, int write,
  * pages holding data. Handlers are not called (a restore is no guest
  * access); the notify hook hears MV_NOTIFY_BACKING for the whole run
  * first, the track hook every tracked page after its bytes are in place.
- * @data must not lie in this VM's guest memory. Errors:
+ * @data may be guest memory, the populated frames' own included (it is
+ * then copied aside first). Errors:
  *   -MV_EINVAL   NULL @vm or @data, @count 0;
  *   -MV_ERANGE   a frame outside every range (checked first: no change);
  *   -MV_ESTATE   a frame that is not RAM (checked first: no change);

@@ -1,5 +1,6 @@
 /* VM reset (every RAM page back to ZERO) and restore-style population
  * (pages filled from a saved image without being zeroed first). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "vm_internal.h"
@@ -185,10 +186,29 @@ static int populate_batch(struct mv_vm *vm, uint64_t gfn, uint32_t n,
 	return rc;
 }
 
+/* A source inside the frames being populated (or in a chunk the mapping
+ * cache may unmap) would be freed or overwritten under us: copy it first. */
+static int stage_source(struct mv_vm *vm, uint64_t gfn, uint32_t count,
+			const uint8_t **src, uint8_t **stage)
+{
+	size_t len = (size_t)count * MV_PAGE_SIZE;
+
+	*stage = NULL;
+	if (!source_in_frames(vm, gfn, count, *src, len))
+		return 0;
+	*stage = malloc(len);
+	if (!*stage)
+		return -MV_ENOMEM;
+	memcpy(*stage, *src, len);
+	*src = *stage;
+	return 0;
+}
+
 int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 			const void *data)
 {
 	const uint8_t *src = data;
+	uint8_t *stage = NULL;
 	int rc;
 
 	if (!vm || !data || !count)
@@ -197,6 +217,8 @@ int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 	rc = vm_busy(vm, 1);
 	if (!rc)
 		rc = ram_run_check(vm, gfn, count);
+	if (!rc)
+		rc = stage_source(vm, gfn, count, &src, &stage);
 	/* Before anything is dropped (a shared page may be freed), and for
 	 * the whole run: the batches before a failing one change too. */
 	if (!rc)
@@ -207,5 +229,6 @@ int mv_vm_phys_populate(struct mv_vm *vm, uint64_t gfn, uint32_t count,
 				    src + (size_t)done * MV_PAGE_SIZE);
 	}
 	mv_vm_unlock(vm);
+	free(stage);
 	return rc;
 }

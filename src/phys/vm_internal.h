@@ -160,6 +160,8 @@ int write_plan_begin(struct mv_vm *vm, uint64_t gpa, const void **buf,
 		     size_t len, struct write_plan *wp);
 void write_plan_end(struct mv_vm *vm, struct write_plan *wp);
 int write_plan_take(struct mv_vm *vm, uint64_t gfn, mv_page_id *out);
+int source_in_frames(struct mv_vm *vm, uint64_t gfn, uint64_t n,
+		     const void *buf, size_t len);
 
 /* drain.c */
 void drain_register(struct mv_vm *vm);

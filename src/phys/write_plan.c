@@ -37,13 +37,32 @@ static int in_mapped_chunk(const struct mv_vm *vm, const void *buf,
 	return 0;
 }
 
-/* The source lies in the shared page a copy-on-write may free. */
+/* The source lies in the page backing @p (for a write: the shared page a
+ * copy-on-write may free). */
 static int in_shared_page(const struct mv_vm *vm, const struct mv_page *p,
 			  const void *buf, size_t len)
 {
 	const void *page = mv_host_page_ptr(vm->host, p->host_id);
 
 	return page && overlaps(buf, len, page, MV_PAGE_SIZE);
+}
+
+/* For populate, which frees, replaces or overwrites whole pages: the
+ * source lies in a mapped chunk or in a page backing one of the frames
+ * [gfn, gfn + n) (checked RAM frames). */
+int source_in_frames(struct mv_vm *vm, uint64_t gfn, uint64_t n,
+		     const void *buf, size_t len)
+{
+	if (in_mapped_chunk(vm, buf, len))
+		return 1;
+	for (uint64_t i = 0; i < n; i++) {
+		const struct mv_page *p = page_find(vm, gfn + i);
+
+		if ((page_is_private(p) || p->state == MV_PAGE_SHARED) &&
+		    in_shared_page(vm, p, buf, len))
+			return 1;
+	}
+	return 0;
 }
 
 /* What the write over [gpa, gpa + len) needs; the span is checked. */

@@ -162,6 +162,56 @@ static void tracked_zero_page_reported(void **state)
 	assert_int_equal(mv_vm_page_tracked(c->vm, 3), 1);
 }
 
+/* The image may be guest memory of the same VM: a frame restored from
+ * its own shared page (the last reference: the populate drops it, and with
+ * no free cache its memory is punched away) and from its own private page
+ * (copied onto itself). */
+static void source_inside_the_frames(uint32_t map_max)
+{
+	struct mv_host_config hc = { .free_cache_pages = 0 };
+	struct mv_vm_range r = { .type = MV_PAGE_RAM, .size = 64 * PG };
+	struct mv_vm_config cfg = { .ranges = &r, .nranges = 1,
+				    .map_chunks_max = map_max };
+	struct mv_host *h;
+	struct mv_vm *a, *b;
+	uint8_t want[PG], got[PG];
+	void *p;
+
+	assert_int_equal(mv_host_create(&hc, &h), 0);
+	assert_int_equal(mv_vm_create(h, &cfg, &a), 0);
+	assert_int_equal(mv_vm_create(h, &cfg, &b), 0);
+	fx_fill(want, PG, 3);
+	assert_int_equal(mv_vm_phys_write(a, 3 * PG, want, PG), 0);
+	assert_int_equal(mv_vm_phys_write(b, 3 * PG, want, PG), 0);
+	assert_int_equal(mv_vm_share_pages(a, 3, b, 3), 0);
+	assert_int_equal(mv_vm_phys_write(b, 3 * PG, "b", 1), 0);
+	assert_int_equal(mv_vm_gpa_to_hva(a, 3 * PG, 0, &p), 0);
+	assert_int_equal(mv_vm_phys_populate(a, 3, 1, p), 0);
+	assert_int_equal(mv_vm_phys_read(a, 3 * PG, got, PG), 0);
+	assert_memory_equal(got, want, PG);
+	/* from its own private page */
+	assert_int_equal(mv_vm_gpa_to_hva(a, 3 * PG, 1, &p), 0);
+	assert_int_equal(mv_vm_phys_populate(a, 3, 1, p), 0);
+	assert_int_equal(mv_vm_phys_read(a, 3 * PG, got, PG), 0);
+	assert_memory_equal(got, want, PG);
+	assert_int_equal(pool_check(h), 0);
+	mv_vm_destroy(a);
+	mv_vm_destroy(b);
+	mv_host_destroy(h);
+}
+
+static void source_inside_frames_pool(void **state)
+{
+	(void)state;
+	source_inside_the_frames(0);
+}
+
+static void source_inside_frames_mapcache(void **state)
+{
+	(void)state;
+	source_inside_the_frames(2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +219,8 @@ int main(void)
 		cmocka_unit_test(zero_pages_drop_any_backing),
 		cmocka_unit_test_setup_teardown(tracked_zero_page_reported,
 						fx_setup, fx_teardown),
+		cmocka_unit_test(source_inside_frames_pool),
+		cmocka_unit_test(source_inside_frames_mapcache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,8 +6,9 @@
  * cfg.free_cache_pages such pages: a free that goes beyond punches every
  * held page of the chunks it freed into, in runs (one fallocate per run of
  * adjacent free pages), so the bound holds again after every call. Pages
- * given to the balloon are punched at once whatever the cache: the guest
- * gave them back so that the host gets the memory.
+ * given to the balloon are punched at once whatever the cache (those pages
+ * only, in runs of adjacent ids): the guest gave them back so that the
+ * host gets the memory.
  *
  * Punching runs under the pool lock: a free page dropped from the lock
  * could be taken and written by another thread before the hole is made,
@@ -29,6 +30,37 @@ static void discard(struct mv_host *h, struct chunk *c, uint32_t first,
 		(void)fallocate(h->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				(off_t)((uint64_t)c->id * MV_CHUNK_SIZE + off),
 				(off_t)len);
+}
+
+/* Punch page @idx of @c if it is free and held; true if it was. */
+static bool unhold(struct mv_host *h, struct chunk *c, uint32_t idx)
+{
+	mv_desc *d = &c->desc[idx];
+
+	if (desc_state(*d) != DESC_FREE || !desc_free_held(*d))
+		return false;
+	*d = (*d & ~DESC_HELD) | (c->flags & CHUNK_SEEDED ? 0 : DESC_ZEROED);
+	c->held--;
+	h->held--;
+	h->pages_punched++;
+	return true;
+}
+
+/* Punch exactly the pages @ids (the balloon's), one call per run of
+ * adjacent ids: the chunk's other freed pages stay cached. */
+static void punch_pages(struct mv_host *h, uint32_t count, const mv_page_id *ids)
+{
+	for (uint32_t i = 0; i < count;) {
+		struct chunk *c = chunk_of(h, ids[i]);
+		uint32_t n = 0;
+
+		while (c && i + n < count && ids[i + n] == ids[i] + n &&
+		       unhold(h, c, mv_page_index(ids[i + n])))
+			n++;
+		if (n)
+			discard(h, c, mv_page_index(ids[i]), n);
+		i += n ? n : 1;
+	}
 }
 
 void punch_chunk(struct mv_host *h, struct chunk *c)
@@ -64,7 +96,9 @@ void punch_settle(struct mv_host *h, struct chunk *c)
 void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
 		 bool now)
 {
-	if (!now && h->held <= h->cfg.free_cache_pages)
+	if (now)
+		punch_pages(h, count, ids);
+	if (h->held <= h->cfg.free_cache_pages)
 		return;
 	for (uint32_t i = 0; i < count; i++) {
 		struct chunk *c = chunk_of(h, ids[i]);

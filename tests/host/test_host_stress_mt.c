@@ -247,7 +247,15 @@ static void check_final(struct mv_host *h, struct worker *w)
 
 static void test_stress(void **state)
 {
-	struct mv_host *h = host_new(3000, MV_OVERCOMMIT_ALLOW, 1);
+	/* A free cache of 256 pages: frees are kept and punched both, and
+	 * the threads do not all queue behind a hole punch per free. */
+	struct mv_host_config cfg = { .budget_pages = 3000,
+				      .overcommit = MV_OVERCOMMIT_ALLOW,
+				      .empty_chunk_cache = 1,
+				      .free_cache_pages = 256 };
+	struct mv_host *h = NULL;
+
+	assert_int_equal(mv_host_create(&cfg, &h), 0);
 	struct worker *w = calloc(NWORKERS, sizeof(*w));
 	unsigned char page[MV_PAGE_SIZE];
 	pthread_t t[NWORKERS], d;

@@ -11,6 +11,7 @@
  * least one race was lost, so that the unscripted interleavings (under
  * TSan too) are covered and known to have occurred. */
 #include <pthread.h>
+#include <time.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,14 +229,19 @@ static void free_running_races(void **state)
 	assert_int_equal(pthread_create(&t, NULL, free_writer, NULL), 0);
 	while (!__atomic_load_n(&writes, __ATOMIC_RELAXED))
 		;  /* start together */
-	/* Until both sides have done ROUNDS and a race was lost (bounded:
-	 * two threads writing the same entries for 50 * ROUNDS walks). */
-	for (i = 0; i < 50 * ROUNDS && (i < ROUNDS || !losses ||
-	     __atomic_load_n(&writes, __ATOMIC_RELAXED) < ROUNDS); i++) {
+	/* Until both sides have done ROUNDS and a race was lost: bounded by
+	 * time rather than by walks, since on a loaded machine (or under
+	 * TSan) the writer may not run at all for millions of walks. */
+	time_t until = time(NULL) + 60;
+
+	for (i = 0; i < ROUNDS || !losses ||
+	     __atomic_load_n(&writes, __ATOMIC_RELAXED) < ROUNDS; i++) {
 		if (walk_once(&pg, &gm))
 			ok++;
 		else
 			retry++;
+		if (i % 4096 == 0 && time(NULL) > until)
+			break;
 	}
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);

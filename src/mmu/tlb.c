@@ -22,8 +22,11 @@ bool leaf_allows(const struct mv_vcpu *v, uint64_t spte, unsigned acc)
 		return false;
 	if (!(acc & MV_ACC_WRITE))
 		return true;
+	/* W in an MMIO SPTE means guest-writable and dirty: without it a
+	 * write walks (a supervisor write with CR0.WP=0 to a read-only
+	 * page is allowed by the rights, and must still set D). */
 	if (spte_is_mmio(spte))
-		return true;  /* W here means guest-writable and dirty */
+		return (spte & SPTE_W) != 0;
 	return (spte & SPTE_SW_WRITABLE) != 0;
 }
 

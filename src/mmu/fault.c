@@ -161,8 +161,11 @@ static int install_mmio(struct mv_vcpu *v, struct sp *sp, unsigned slot,
 
 	if (v->pg.mode != MV_PAGING_OFF && !(w->leaf & MV_PTE_D))
 		rights &= ~SPTE_W;
+	/* The generation fills the key bits: a page with a protection key
+	 * is not cached (every access walks, and sees PKRU). */
 	set_leaf(v->mmu, sp, slot, 0,
-		 spte_mmio(w->gpa >> MV_PAGE_SHIFT, rights, v->mmu->mmio_gen));
+		 w->pkey ? 0 : spte_mmio(w->gpa >> MV_PAGE_SHIFT, rights,
+					 v->mmu->mmio_gen));
 	x->gpa = w->gpa;
 	v->st.mmio++;
 	return MV_VCPU_MMIO;

@@ -11,8 +11,11 @@ static bool deny(const struct mv_paging *pg, uint64_t spte, unsigned acc)
 {
 	unsigned perm = spte_perm(spte);
 
-	return rights_deny(pg, acc, perm) ||
-	       pkey_denies(pg, acc, perm, spte_pkey(spte));
+	/* An MMIO SPTE has no key bits (the generation uses them): only
+	 * key 0 is ever cached in one (install_mmio). */
+	unsigned key = spte_is_mmio(spte) ? 0 : spte_pkey(spte);
+
+	return rights_deny(pg, acc, perm) || pkey_denies(pg, acc, perm, key);
 }
 
 /* May @acc go through this leaf (or MMIO SPTE) without a guest walk? */

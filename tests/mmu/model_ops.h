@@ -302,6 +302,34 @@ static inline void mo_op_free_table(struct mo *m, const struct mo_slot *s)
 	m->st.table_frees++;
 }
 
+/* Alias a page table: the PT of the first user cluster (0x400000) is
+ * linked a second time, MO_ALIAS higher, under an entry with its own
+ * rights (x86 allows it; the shadow must keep the two paths' rights
+ * apart). Only the aliased entry is written; the PT stays the cluster's. */
+#define MO_ALIAS 0x20000000ull
+
+static inline void mo_op_alias(struct mo *m)
+{
+	uint64_t va = 0x400000, eg = mo_entry(m, m->cur, va, 2, false);
+
+	if (!eg || m->mode == MV_PAGING_OFF)
+		return;
+	uint64_t e = mo_get(m, eg);
+
+	if (!(e & MV_PTE_P) || mo_is_leaf(m, e, 2))
+		return;
+	uint64_t ag = mo_entry(m, m->cur, va + MO_ALIAS, 2, true);
+
+	if (!ag)
+		return;
+	uint64_t val = mo_pct(m, 20) ? 0
+		       : mo_addr(m, e) | mo_upper_flags(m, va + MO_ALIAS, 2);
+
+	mo_set(m, m->cur, ag, va + MO_ALIAS, 2, val);
+	mo_owe_full(m, m->cur, false);
+	m->st.aliases++;
+}
+
 /* Copy the user part of a table for fork: writable leaves become
  * read-only copy-on-write in parent and child. */
 static inline uint64_t mo_copy(struct mo *m, uint64_t src, unsigned level,
@@ -489,6 +517,8 @@ static inline void mo_step(struct mo *m)
 		mo_op_free_table(m, s);
 	else if (r < 78)
 		mo_op_flush(m);
+	else if (r < 81)
+		mo_op_alias(m);
 	else if (s->level > 1)
 		mo_op_large(m, s);
 	else

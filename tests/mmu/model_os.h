@@ -68,7 +68,7 @@ struct mo_stats {
 	uint64_t maps, unmaps, prots, reframes, large_maps, splits, merges;
 	uint64_t forks, exits, cow, table_frees, cr3_loads, noflush_loads;
 	uint64_t reg_changes, invlpgs, flushes, invpcids, vcpu_table_writes;
-	uint64_t phys_table_writes, rsvd_sets, pdpte_reloads;
+	uint64_t phys_table_writes, rsvd_sets, pdpte_reloads, aliases;
 };
 
 struct mo {

@@ -159,6 +159,16 @@ static uint64_t read_entry(uint64_t gpa)
 	return v;
 }
 
+/* A global translation survives CR3 loads (CR4.PGE), so one that was
+ * cached while another address space was current serves this one without
+ * a walk: the top-level kernel entries, of which every address space has
+ * its own copy (all but PAE), then keep their A/D bits as they are. */
+static bool global_copy(const struct mv_walk *w, uint64_t va)
+{
+	return (T.m.regs.cr4 & MV_CR4_PGE) && (w->leaf & MV_PTE_G) &&
+	       T.m.mode != MV_PAGING_PAE && mo_kernel(&T.m, va);
+}
+
 static unsigned ad_collect(const struct piece *p, unsigned n, bool write,
 			   unsigned fault_piece, struct ad *ad)
 {
@@ -182,7 +192,8 @@ static unsigned ad_collect(const struct piece *p, unsigned n, bool write,
 				ad[k++] = (struct ad){ w->entry_gpa[e],
 						       w->entry[e], 0, false };
 			ad[j].set |= set;
-			ad[j].may |= i < fault_piece && fault_piece < n;
+			ad[j].may |= (i < fault_piece && fault_piece < n) ||
+				     (e == 0 && global_copy(w, p[i].va));
 		}
 	}
 	return k;
@@ -367,9 +378,14 @@ static void do_access(struct piece *p, unsigned n, unsigned acc)
 		      p[0].va, len, acc, rc, want);
 	if (want)
 		return;
-	if (write)
-		for (unsigned i = 0, off = 0; i < n; off += p[i].len, i++)
+	/* Written bytes are read back; a table read is compared with the
+	 * table as the access left it (its own walk may have set A/D in
+	 * the bytes it reads, before reading them, as a CPU does). */
+	for (unsigned i = 0, off = 0; i < n; off += p[i].len, i++)
+		if (write)
 			outside_get(p[i].gpa, got + off, p[i].len);
+		else if (is_table(p[i].gpa))
+			outside_get(p[i].gpa, tok + off, p[i].len);
 	if (memcmp(tok, got, len))
 		FAILF("va %#" PRIx64 " len %zu -> gpa %#" PRIx64 ": the vCPU's "
 		      "page is not the walk's (%s)", p[0].va, len, p[0].gpa,
@@ -497,6 +513,8 @@ static uint64_t pick_va(void)
 		if (s->level > 1 && mo_pct(m, 50))
 			off &= 0x3fffff;  /* pages near the start: the ones
 					   * the OS's pieces touch too */
+		if (s->va >> 21 == 0x400000 >> 21 && mo_pct(m, 30))
+			off += MO_ALIAS;  /* the aliased page table */
 		return s->va + off;
 	}
 	if (r < 92)
@@ -630,12 +648,13 @@ static void print_stats(double secs)
 		      " cow %" PRIu64 " table frees %" PRIu64 " cr3 %" PRIu64
 		      " (noflush %" PRIu64 ") regs %" PRIu64 " invlpg %" PRIu64
 		      " flushes %" PRIu64 " invpcid %" PRIu64
-		      " table writes vcpu/phys %" PRIu64 "/%" PRIu64 "\n",
+		      " table writes vcpu/phys %" PRIu64 "/%" PRIu64
+		      " aliases %" PRIu64 "\n",
 		      o->maps, o->unmaps, o->prots, o->reframes, o->large_maps,
 		      o->splits, o->merges, o->forks, o->exits, o->cow,
 		      o->table_frees, o->cr3_loads, o->noflush_loads,
 		      o->reg_changes, o->invlpgs, o->flushes, o->invpcids,
-		      o->vcpu_table_writes, o->phys_table_writes);
+		      o->vcpu_table_writes, o->phys_table_writes, o->aliases);
 	print_message("mmu: tlb hits %" PRIu64 " misses %" PRIu64
 		      " shadow hits %" PRIu64 " faults %" PRIu64 " fills %"
 		      PRIu64 " dirty faults %" PRIu64 " emulated writes %"

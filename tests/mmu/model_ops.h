@@ -305,7 +305,9 @@ static inline void mo_op_free_table(struct mo *m, const struct mo_slot *s)
 /* Alias a page table: the PT of the first user cluster (0x400000) is
  * linked a second time, MO_ALIAS higher, under an entry with its own
  * rights (x86 allows it; the shadow must keep the two paths' rights
- * apart). Only the aliased entry is written; the PT stays the cluster's. */
+ * apart). The link is marked MO_ALIASED: the OS never frees or copies
+ * through it, the PT stays the cluster's (and may be freed and reused
+ * under the alias, which then sees whatever the page holds). */
 #define MO_ALIAS 0x20000000ull
 
 static inline void mo_op_alias(struct mo *m)
@@ -323,7 +325,8 @@ static inline void mo_op_alias(struct mo *m)
 	if (!ag)
 		return;
 	uint64_t val = mo_pct(m, 20) ? 0
-		       : mo_addr(m, e) | mo_upper_flags(m, va + MO_ALIAS, 2);
+		       : mo_addr(m, e) | mo_upper_flags(m, va + MO_ALIAS, 2) |
+			 MO_ALIASED;
 
 	mo_set(m, m->cur, ag, va + MO_ALIAS, 2, val);
 	mo_owe_full(m, m->cur, false);
@@ -340,8 +343,8 @@ static inline uint64_t mo_copy(struct mo *m, uint64_t src, unsigned level,
 	for (unsigned i = 0; i < end; i++) {
 		uint64_t eg = src + i * m->esize, e = mo_get(m, eg);
 
-		if (!(e & MV_PTE_P))
-			continue;
+		if (!(e & MV_PTE_P) || (e & MO_ALIASED))
+			continue;  /* the child gets no alias */
 		if (mo_is_leaf(m, e, level)) {
 			if (e & MV_PTE_W) {
 				e = (e & ~MV_PTE_W) | MO_COW;

@@ -45,6 +45,8 @@
 #define MO_NAS 6u
 #define MO_NSLOTS 48u
 #define MO_COW (1ull << 9)  /* software bit: a copy-on-write page */
+#define MO_ALIASED (1ull << 10)  /* software bit: a second link to a table
+				  * (model_ops.h, mo_op_alias) */
 
 #define MO_LOW_FRAMES (MO_LOW_SIZE >> 12)
 #define MO_HIGH_FRAMES (MO_HIGH_SIZE >> 12)
@@ -515,7 +517,8 @@ static inline void mo_free_tree(struct mo *m, uint64_t table, unsigned level,
 	for (unsigned i = first; i < end && level > 1; i++) {
 		uint64_t e = mo_get(m, table + i * m->esize);
 
-		if ((e & MV_PTE_P) && !mo_is_leaf(m, e, level))
+		if ((e & MV_PTE_P) && !mo_is_leaf(m, e, level) &&
+		    !(e & MO_ALIASED))
 			mo_free_tree(m, mo_addr(m, e), level - 1, 0,
 				     mo_entries(m, level - 1));
 	}

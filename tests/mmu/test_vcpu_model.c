@@ -36,7 +36,7 @@ struct tm_state {
 	struct mv_paging ref;
 	uint8_t dev[MO_MMIO_SIZE];
 	uint64_t seed, step, accesses, checked_ad, data_checks, faults;
-	uint64_t mmio, translates, crossings, by_mode[6];
+	uint64_t mmio, translates, crossings, by_mode[6], shares, balloons;
 	uint64_t recent[8];
 	unsigned nrecent;
 	struct mv_vcpu_stats vs0;  /* before the access: how it was answered */
@@ -294,7 +294,8 @@ static void do_translate(struct piece *p, unsigned acc)
 	int rc;
 
 	T.translates++;
-	if (p->w.status == MV_WALK_OK && mo_is_ram(p->gpa) && !write && !table) {
+	if (p->w.status == MV_WALK_OK && mo_is_ram(p->gpa) && !write && !table &&
+	    mo_pct(&T.m, 60)) {
 		fill_token(tok, len);
 		outside_put(p->gpa, tok, len);
 	}
@@ -330,9 +331,8 @@ static void do_translate(struct piece *p, unsigned acc)
 		memcpy(x.hva, tok, len);
 		outside_get(p->gpa, got, len);
 	} else {
-		if (table)
-			outside_get(p->gpa, tok, len);
 		memcpy(got, x.hva, len);
+		outside_get(p->gpa, tok, len);
 	}
 	if (memcmp(tok, got, len))
 		FAILF("va %#" PRIx64 " -> gpa %#" PRIx64 ": the vCPU's page "
@@ -346,6 +346,10 @@ static void do_access(struct piece *p, unsigned n, unsigned acc)
 {
 	uint8_t tok[16], got[16];
 	bool write = acc & MV_ACC_WRITE;
+	/* Some reads leave the page as it is: a never written page is then
+	 * mapped as the zero page, and the next token written from outside
+	 * must reach the vCPU all the same. */
+	bool notoken = mo_pct(&T.m, 40);
 	size_t len = 0;
 	int want = 0, rc;
 	struct mv_fault f;
@@ -356,7 +360,8 @@ static void do_access(struct piece *p, unsigned n, unsigned acc)
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *t = tok + len;
 
-		if (is_table(p[i].gpa)) {
+		if (is_table(p[i].gpa) || (!write && !in_mmio(p[i].gpa) &&
+					   notoken)) {
 			outside_get(p[i].gpa, t, p[i].len);  /* keep it */
 		} else {
 			fill_token(t, p[i].len);
@@ -483,6 +488,49 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 	const char *s = getenv(name);
 
 	return s && *s ? strtoull(s, NULL, 0) : dflt;
+}
+
+/* ---- the VMM behind the guest's back --------------------------------------------- */
+
+static uint64_t pick_data_gfn(void)
+{
+	uint64_t gpa = mo_pct(&T.m, 50) ? mo_pick_pool(&T.m, true)
+		       : MO_LARGE_AREA + ((uint64_t)mo_rnd(&T.m, 8192) << 12);
+
+	return *mo_kindp(&T.m, gpa) == MO_DATA ? gpa >> 12 : 0;
+}
+
+/* Sharing (of data pages, and of a table page with a data copy of it)
+ * and ballooning of data pages: invisible to the guest but for the
+ * ballooned page's content (zeros), and every shadow PTE and TLB entry
+ * of those pages must follow. */
+static void host_event(void)
+{
+	static uint8_t page[4096];
+	struct mo *m = &T.m;
+	uint64_t a = pick_data_gfn(), b = pick_data_gfn();
+	unsigned r = mo_rnd(m, 3);
+
+	if (!a || !b || a == b)
+		return;
+	if (r == 0) {
+		if (mv_vm_balloon_inflate(m->vm, &a, 1) == 0)
+			T.balloons++;
+		return;
+	}
+	if (r == 1 && m->mode != MV_PAGING_OFF) {
+		/* a table page and a data copy of it */
+		uint64_t t = mo_pick_pool(m, false);
+
+		if (*mo_kindp(m, t) != MO_TABLE)
+			return;
+		a = t >> 12;
+	}
+	if (mv_vm_phys_read(m->vm, a << 12, page, 4096) ||
+	    mv_vm_phys_write(m->vm, b << 12, page, 4096))
+		FAILF("copy for sharing failed");
+	if (mv_vm_share_pages(m->vm, a, m->vm, b) == 0)
+		T.shares++;
 }
 
 /* ---- the access mix ---------------------------------------------------------- */
@@ -640,8 +688,9 @@ static void print_stats(double secs)
 		      T.by_mode[4]);
 	print_message("model: guest faults %" PRIu64 ", data checks %" PRIu64
 		      ", A/D entries checked %" PRIu64 ", MMIO %" PRIu64
-		      ", page crossings %" PRIu64 "\n", T.faults,
-		      T.data_checks, T.checked_ad, T.mmio, T.crossings);
+		      ", page crossings %" PRIu64 ", shares %" PRIu64
+		      ", balloons %" PRIu64 "\n", T.faults, T.data_checks,
+		      T.checked_ad, T.mmio, T.crossings, T.shares, T.balloons);
 	print_message("os: maps %" PRIu64 " unmaps %" PRIu64 " prots %" PRIu64
 		      " reframes %" PRIu64 " large %" PRIu64 " splits %" PRIu64
 		      " merges %" PRIu64 " forks %" PRIu64 " exits %" PRIu64
@@ -696,6 +745,8 @@ static void model_run(void **state)
 			uint64_t before = T.accesses;
 
 			mo_step(&T.m);
+			if (mo_pct(&T.m, 5))
+				host_event();
 			T.step++;
 			model_ok();
 			ref_build();

@@ -51,6 +51,11 @@ static void step_for(const struct mv_vcpu *v, const struct mv_walk *w,
 		 * (so that the first write faults and sets D). */
 		r.direct = 1;
 		r.access = w->perm;
+		r.pkey = w->pkey;
+		r.global = (w->leaf & MV_PTE_G) &&
+			   (v->pg.regs.cr4 & MV_CR4_PGE);
+		r.dirty = v->pg.mode == MV_PAGING_OFF ||
+			  (w->leaf & MV_PTE_D) != 0;
 		if (v->pg.mode != MV_PAGING_OFF && !(w->leaf & MV_PTE_D))
 			r.access &= ~MV_PERM_W;
 		s->gfn = frame & ~((1ull << (9 * level)) - 1);

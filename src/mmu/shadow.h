@@ -40,7 +40,15 @@ union sp_role {
 					 * private to one vCPU */
 		unsigned nxe : 1;       /* EFER.NXE: bit 63 reserved or XD */
 		unsigned pse : 1;       /* CR4.PSE (32-bit paging only) */
-		unsigned pad : 17;
+		/* Direct pages only: what their leaves carry besides the
+		 * rights, so that two large guest pages on the same frames
+		 * share a shadow only when their leaves are the same. */
+		unsigned pkey : 4;      /* the guest leaf's protection key */
+		unsigned global : 1;    /* guest G with CR4.PGE */
+		unsigned dirty : 1;     /* guest D: writes may go straight
+					 * through (a read-only page too,
+					 * for a supervisor with WP=0) */
+		unsigned pad : 11;
 	};
 };
 

@@ -365,7 +365,7 @@ static void do_access(struct piece *p, unsigned n, unsigned acc)
 			outside_get(p[i].gpa, t, p[i].len);  /* keep it */
 		} else {
 			fill_token(t, p[i].len);
-			if (!write && mo_is_ram(p[i].gpa) | in_mmio(p[i].gpa))
+			if (!write && (mo_is_ram(p[i].gpa) || in_mmio(p[i].gpa)))
 				outside_put(p[i].gpa, t, p[i].len);
 		}
 		if (!mo_is_ram(p[i].gpa) && !in_mmio(p[i].gpa))

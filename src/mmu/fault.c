@@ -52,8 +52,7 @@ static void step_for(const struct mv_vcpu *v, const struct mv_walk *w,
 		r.direct = 1;
 		r.access = w->perm;
 		r.pkey = w->pkey;
-		r.global = (w->leaf & MV_PTE_G) &&
-			   (v->pg.regs.cr4 & MV_CR4_PGE);
+		r.global = (w->leaf & MV_PTE_G) != 0;
 		r.dirty = v->pg.mode == MV_PAGING_OFF ||
 			  (w->leaf & MV_PTE_D) != 0;
 		if (v->pg.mode != MV_PAGING_OFF && !(w->leaf & MV_PTE_D))
@@ -116,11 +115,13 @@ static int build_path(struct mv_vcpu *v, const struct mv_walk *w, uint64_t va,
 	return 0;
 }
 
-static uint64_t leaf_rights(const struct mv_vcpu *v, const struct mv_walk *w)
+static uint64_t leaf_rights(const struct mv_walk *w)
 {
 	uint64_t r = perm_to_spte(w->perm);
 
-	if ((w->leaf & MV_PTE_G) && (v->pg.regs.cr4 & MV_CR4_PGE))
+	/* The guest's G as it is: CR4.PGE is the vCPU's, applied when its
+	 * TLB is filled (shadow leaves are shared and outlive a change). */
+	if (w->leaf & MV_PTE_G)
 		r |= SPTE_G;
 	if (w->page_size > MV_PAGE_SIZE)
 		r |= SPTE_SW_LARGE;
@@ -238,7 +239,7 @@ static int fill_leaf(struct mv_vcpu *v, struct sp *sp, uint64_t va,
 		return rc;
 	if (!sp_valid(m, sp) || !sp_valid(m, v->root.sp))
 		return MV_VCPU_RETRY;  /* a copy-on-write notify zapped it */
-	uint64_t spte = spte_leaf(id, leaf_rights(v, w), w->pkey);
+	uint64_t spte = spte_leaf(id, leaf_rights(w), w->pkey);
 
 	if (writable)
 		spte |= SPTE_SW_WRITABLE;

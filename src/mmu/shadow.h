@@ -44,7 +44,7 @@ union sp_role {
 		 * rights, so that two large guest pages on the same frames
 		 * share a shadow only when their leaves are the same. */
 		unsigned pkey : 4;      /* the guest leaf's protection key */
-		unsigned global : 1;    /* guest G with CR4.PGE */
+		unsigned global : 1;    /* guest G */
 		unsigned dirty : 1;     /* guest D: writes may go straight
 					 * through (a read-only page too,
 					 * for a supervisor with WP=0) */

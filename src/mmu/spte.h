@@ -5,7 +5,7 @@
  *   present leaf (level 1, always 4 KiB):
  *     0 P   1 W   2 U  (the guest's effective rights over all levels)
  *     5 A (always 1)   6 D (set when a write went through the shadow)
- *     8 G (guest global with CR4.PGE)
+ *     8 G (the guest's G; global in a TLB only with the vCPU's CR4.PGE)
  *     9 SW_WRITABLE: the shadow lets writes through (guest D=1, a private
  *       page, not a tracked page table, no handler)
  *     10 SW_LARGE: part of a large guest page (INVLPG drops all of it)

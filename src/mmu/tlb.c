@@ -82,9 +82,11 @@ void tlb_fill(struct mv_vcpu *v, uint64_t va, uint64_t gpa, uint64_t spte,
 				       ? page : MV_TLB_INVALID;
 	e->addend = (uint64_t)(uintptr_t)host - page;
 	v->entry_gpa[cls][i] = gpa & ~(uint64_t)(MV_PAGE_SIZE - 1);
-	v->entry_flags[cls][i] = ((spte & SPTE_G) ? TLBF_GLOBAL : 0) |
+	bool global = (spte & SPTE_G) && (v->pg.regs.cr4 & MV_CR4_PGE);
+
+	v->entry_flags[cls][i] = (global ? TLBF_GLOBAL : 0) |
 				 ((spte & SPTE_SW_LARGE) ? TLBF_LARGE : 0);
-	if (spte & SPTE_G)
+	if (global)
 		v->tlb_global = true;
 	if (spte & SPTE_SW_LARGE)
 		v->tlb_large = true;

@@ -1,7 +1,8 @@
 /* memvisor vCPUs and the shadow-paging MMU.
  *
  * A vCPU is created on a VM (include/memvisor/vm.h) and driven by one
- * thread at a time. Its paging registers are set as a CPU's are; guest
+ * thread at a time; a thread hands it to another (or to the one that
+ * destroys it) after its last call on it, mv_vcpu_exit(). Its paging registers are set as a CPU's are; guest
  * accesses go through a per-vCPU soft TLB, then the VM's shadow page tables
  * (x86 format, the frame field holding a host page id), and only on a
  * shadow miss through the guest's own tables (the walker of mmu.h), which
@@ -135,7 +136,8 @@ int mv_mmu_configure(struct mv_vm *vm, const struct mv_mmu_config *cfg);
 #define MV_VCPU_MAX 256
 int mv_vcpu_create(struct mv_vm *vm, const struct mv_vcpu_config *cfg,
 		   struct mv_vcpu **out);
-/* Destroy a vCPU; its thread must have stopped using it. */
+/* Destroy a vCPU: on its own thread, or on another one once the thread
+ * that drove it made it OUTSIDE (mv_vcpu_exit) or ended. */
 void mv_vcpu_destroy(struct mv_vcpu *v);
 struct mv_vm *mv_vcpu_vm(const struct mv_vcpu *v);
 

@@ -860,12 +860,84 @@ static void invlpg_is_per_vcpu(void **state)
 	free(t);
 }
 
+/* ---- a vCPU going out and in while flushes run ------------------------------ */
+
+/* A vCPU thread leaves (mv_vcpu_exit) and comes back (an access) as fast
+ * as it can, while another thread write-protects its page over and over
+ * (each one a shootdown). Whatever the remover reads of the vCPU to decide
+ * whether to wait must not race with the vCPU's entry, and every store
+ * after an entry must land in the page the guest maps. */
+#define FLIP_ROUNDS 20000
+
+struct flip {
+	struct mt *t;
+	_Atomic bool done;
+	char err[256];
+};
+
+static void *flip_main(void *arg)
+{
+	struct flip *c = arg;
+	struct mv_vcpu *cpu;
+	struct mv_fault f;
+	uint64_t got;
+
+	if (mv_vcpu_create(c->t->f.vm, NULL, &cpu)) {
+		FAIL(c->err, "vcpu create");
+		atomic_store(&c->done, true);
+		return NULL;
+	}
+	long_mode(cpu);
+	for (uint64_t i = 1; i <= FLIP_ROUNDS && !c->err[0]; i++) {
+		if (mv_vcpu_write(cpu, va_of(0, 0, 0), &i, 8, 0, &f))
+			FAIL(c->err, "vcpu write");
+		mv_vcpu_exit(cpu);
+		if (mv_vcpu_read(cpu, va_of(0, 0, 0), &got, 8, 0, &f) ||
+		    got != i)
+			FAIL(c->err, "round %llu: read %llu",
+			     (unsigned long long)i, (unsigned long long)got);
+		mv_vcpu_exit(cpu);
+	}
+	mv_vcpu_destroy(cpu);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static void exit_and_enter_against_shootdowns(void **state)
+{
+	struct mt *t = calloc(1, sizeof(*t));
+	struct flip c = { .t = t };
+	uint64_t got, n = 0;
+	pthread_t th;
+
+	(void)state;
+	assert_non_null(t);
+	vf_init(&t->f, NULL, NULL);
+	build_tables(t->f.vm);
+	assert_int_equal(pthread_create(&th, NULL, flip_main, &c), 0);
+	while (!atomic_load(&c.done)) {
+		assert_int_equal(mv_vm_write_monitor(t->f.vm, gfn_of(0, 0), 1,
+						     NULL), 0);
+		n++;
+	}
+	pthread_join(th, NULL);
+	if (c.err[0])
+		fail_msg("%s", c.err);
+	assert_int_equal(mv_vm_phys_read(t->f.vm, gfn_of(0, 0) << MV_PAGE_SHIFT,
+					 &got, 8), 0);
+	assert_int_equal(got, FLIP_ROUNDS);
+	printf("# %llu write-protects\n", (unsigned long long)n);
+	vf_fini(&t->f);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(writers_against_churn),
 		cmocka_unit_test(device_writes_from_a_vcpu_thread),
 		cmocka_unit_test(invlpg_is_per_vcpu),
+		cmocka_unit_test(exit_and_enter_against_shootdowns),
 	};
 
 	alarm(300);  /* a deadlock ends the run instead of hanging it */

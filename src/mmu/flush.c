@@ -124,6 +124,13 @@ void vcpu_enter(struct mv_vcpu *v)
 		v->tls_next = tls_inside;
 		tls_inside = v;
 		atomic_store(&v->mode, VCPU_INSIDE);
+		/* The load of the store-load pair: sequentially consistent.
+		 * vcpu_check_requests' relaxed load could be satisfied
+		 * before the store is visible (stlr then ldr on arm64), and
+		 * the remover, loading OUTSIDE, would not wait for a vCPU
+		 * that did not see its request either. */
+		if (!atomic_load(&v->req))
+			return;
 	}
 	vcpu_check_requests(v);
 }

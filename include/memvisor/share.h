@@ -1,0 +1,126 @@
+/* memvisor page-sharing scanner: over-commitment by merging guest pages
+ * with equal content (the seeds' "sharing a page", Linux KSM's job).
+ *
+ * One scanner per host pool. It walks the RAM pages of the VMs registered
+ * with it, in rounds. A private page seen for the first time (or written
+ * since it was last seen) gets the phys write monitor armed and is left
+ * alone this round: only a page that stayed WRITE_MONITORED for a whole
+ * round (cold) is hashed (XXH3-64). An all-zero cold page goes back to the
+ * ZERO state and its host page to the pool. Any other cold page is looked
+ * up in an index of hashes: a match of the same sharing group is merged by
+ * mv_vm_share_pages, which notifies the MMU and compares the bytes under
+ * both VM locks before it maps one shared host page into both; no match
+ * makes the page a candidate for the rest of the round. A shared page gets
+ * at most max_sharing sharers from the scanner; the next equal page starts
+ * a second shared copy.
+ *
+ * Sharing across VMs is a side channel (a write to a shared page takes a
+ * copy-on-write fault, whose timing tells the writer that another VM holds
+ * the same bytes), so it is off by default: a VM shares only with itself
+ * unless cross_vm is set, and then only with VMs of the same salt.
+ *
+ * Locking: one mutex per scanner guards its VM list, index and counters;
+ * it is held while a batch of pages is scanned and taken before any VM
+ * lock (lock order: scanner, then VMs in address order, then host). Every
+ * function may be called from any thread between mv_share_create and
+ * mv_share_destroy, except from a VM's hooks or requests (they run under
+ * a VM lock, which would invert that order).
+ */
+#ifndef MEMVISOR_SHARE_H
+#define MEMVISOR_SHARE_H
+
+#include <stdint.h>
+
+#include <memvisor/host.h>
+#include <memvisor/vm.h>
+
+struct mv_share;
+
+/* KSM's max_page_sharing default. */
+#define MV_SHARE_MAX_SHARING_DEFAULT 256
+
+struct mv_share_config {
+	/* Sharers per shared page made by the scanner; 0 picks
+	 * MV_SHARE_MAX_SHARING_DEFAULT, 1 is refused (-MV_EINVAL). */
+	uint32_t max_sharing;
+	/* 0 (default): pages are shared only within one VM. 1: also with
+	 * other VMs of the same salt. Other values: -MV_EINVAL. */
+	int cross_vm;
+	/* Background thread's rate in pages per second (every RAM page
+	 * looked at counts); 0 = no limit. */
+	uint64_t rate_pages_per_s;
+};
+
+struct mv_share_vm_config {
+	/* The frames to scan, [gfn, gfn + count): frames outside every range
+	 * and pages that are not RAM are skipped. count > 0. */
+	uint64_t gfn, count;
+	int opt_out;    /* 1: never scanned, never shared (0 or 1) */
+	int zero_only;  /* 1: only all-zero pages are reclaimed (0 or 1) */
+	uint64_t salt;  /* cross-VM sharing only between equal salts */
+};
+
+/* Counters since creation (host) or since the VM was added. */
+struct mv_share_stats {
+	uint64_t scanned;        /* RAM pages looked at */
+	uint64_t armed;          /* private pages first seen: monitor armed */
+	uint64_t volatile_skips; /* written since armed: skipped, re-armed */
+	uint64_t hashed;         /* cold pages hashed */
+	uint64_t merged;         /* guest pages that became shared */
+	uint64_t zero_reclaimed; /* all-zero pages back to ZERO */
+	uint64_t extra_copies;   /* shared copies started at the sharer
+				  * limit */
+	uint64_t cow_breaks;     /* SHARED -> ALLOCATED (mv_vm_stats) */
+	uint64_t rounds;         /* complete passes over every VM (host) */
+	uint64_t cpu_ns;         /* thread CPU time spent scanning */
+	uint32_t vms;            /* registered VMs (host) */
+	int idle_priority;       /* the thread runs at SCHED_IDLE (host) */
+};
+
+/* Create a scanner for @host (no thread yet). -MV_EINVAL (NULL @host or
+ * @out, bad config), -MV_ENOMEM, or a negated errno of pthread; *@out
+ * unchanged on error. @cfg NULL takes the defaults. */
+int mv_share_create(struct mv_host *host, const struct mv_share_config *cfg,
+		    struct mv_share **out);
+/* Stop the thread and free the scanner. Pages already shared stay shared.
+ * NULL does nothing. No other call on @s may run meanwhile or after. */
+void mv_share_destroy(struct mv_share *s);
+
+/* Register @vm (on the scanner's host) with @cfg. -MV_EINVAL (NULL, bad
+ * config, another pool), -MV_EEXIST (already added), -MV_ENOMEM; no
+ * change on error. The VM must be removed before it is destroyed. */
+int mv_share_vm_add(struct mv_share *s, struct mv_vm *vm,
+		    const struct mv_share_vm_config *cfg);
+/* Forget @vm: when it returns, the scanner touches it no more (its pages
+ * keep their states). -MV_EINVAL (NULL), -MV_ENOENT (not added). */
+int mv_share_vm_remove(struct mv_share *s, struct mv_vm *vm);
+
+/* Start the background thread at SCHED_IDLE (if the kernel allows it;
+ * see idle_priority). -MV_EINVAL (NULL), -MV_EBUSY (running), or a
+ * negated errno of pthread_create. */
+int mv_share_start(struct mv_share *s);
+/* Stop it and wait for the batch in flight. -MV_EINVAL, -MV_ESTATE (not
+ * running). */
+int mv_share_stop(struct mv_share *s);
+/* Pause (1) or resume (0) the thread; it stays paused across start and
+ * stop. -MV_EINVAL (NULL, @paused not 0 or 1). */
+int mv_share_pause(struct mv_share *s, int paused);
+/* Change the thread's rate (0 = no limit). -MV_EINVAL for NULL. */
+int mv_share_set_rate(struct mv_share *s, uint64_t pages_per_s);
+
+/* Scan on the calling thread, without rate limit, until a round ends in
+ * which no page was armed or skipped as volatile (every cold page was
+ * then compared with the index: the merge is complete), or @max_rounds
+ * rounds have ended (0: no limit). @rounds (may be NULL) receives how many
+ * ended. Returns 0 when done, -MV_ELIMIT when @max_rounds ran out first,
+ * -MV_EINVAL for NULL, or a pool error (-MV_EBUDGET, -MV_ENOMEM) that
+ * stopped a merge. Any thread; the background thread waits meanwhile. */
+int mv_share_scan(struct mv_share *s, uint32_t max_rounds, uint32_t *rounds);
+
+/* Counters: of the whole scanner, or of one VM (-MV_ENOENT if not added).
+ * -MV_EINVAL for NULL. */
+int mv_share_get_stats(struct mv_share *s, struct mv_share_stats *st);
+int mv_share_vm_get_stats(struct mv_share *s, struct mv_vm *vm,
+			  struct mv_share_stats *st);
+
+#endif

@@ -1,0 +1,76 @@
+/* Internals of the page-sharing scanner (src/share). */
+#ifndef MV_SHARE_INTERNAL_H
+#define MV_SHARE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <memvisor/share.h>
+
+/* One registered VM. */
+struct svm {
+	struct mv_vm *vm;
+	struct mv_share_vm_config cfg;
+	struct mv_share_stats st;
+	uint64_t cow_base;       /* mv_vm_stats.cow_breaks when added */
+};
+
+/* An index entry: a candidate (sharers 0: a cold private page seen this
+ * round) or a shared page the scanner made (sharers >= 2), reached through
+ * the guest page @gfn of @vm that maps it. */
+struct entry {
+	uint64_t hash;
+	uint64_t salt;
+	struct mv_vm *group_vm;  /* NULL when sharing across VMs */
+	struct mv_vm *vm;        /* NULL: a dead entry */
+	uint64_t gfn;
+	mv_page_id host_id;
+	uint32_t sharers;
+	uint32_t next;           /* chain; UINT32_MAX ends it */
+};
+
+struct sindex {
+	struct entry *e;
+	uint32_t n, cap;
+	uint32_t *bucket;        /* nbuckets heads, UINT32_MAX = empty */
+	uint32_t nbuckets;       /* power of two */
+};
+
+struct mv_share {
+	struct mv_host *host;
+	struct mv_share_config cfg;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;     /* pause, stop, rate, new VMs */
+	pthread_t thread;
+	int running, stopping, paused;
+
+	struct svm *vms;
+	uint32_t nvms, capvms;
+	uint32_t cur_vm;         /* round cursor */
+	uint64_t cur_off;        /* offset in the VM's span */
+	uint64_t round_armed;    /* this round's armed + volatile pages */
+	uint64_t last_armed;     /* the same of the last round ended */
+
+	struct sindex idx;
+	struct mv_share_stats st;
+};
+
+/* index.c */
+void sindex_free(struct sindex *ix);
+/* Drop candidates and dead entries (at a round's start). -MV_ENOMEM. */
+int sindex_new_round(struct sindex *ix);
+/* Append @e; -MV_ENOMEM. */
+int sindex_add(struct sindex *ix, const struct entry *e);
+/* First entry index of @hash's chain (UINT32_MAX: none). */
+uint32_t sindex_first(const struct sindex *ix, uint64_t hash);
+/* Kill every entry reaching through @vm. */
+void sindex_forget_vm(struct sindex *ix, struct mv_vm *vm);
+
+/* scan.c: look at one page (scanner lock held). A pool error stops. */
+int scan_page(struct mv_share *s, struct svm *v, uint64_t gfn);
+/* Scan up to @max pages from the cursor, staying within one VM; *@round_end
+ * set when the round ended. The batch's CPU time goes to that VM. */
+int scan_batch(struct mv_share *s, uint32_t max, uint32_t *done,
+	       int *round_end);
+
+#endif

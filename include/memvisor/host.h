@@ -257,6 +257,10 @@ int mv_host_share_put(struct mv_host *host, mv_vmid vm, mv_page_id id);
  * -MV_EINVAL if @id is not shared. */
 int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
 			   uint64_t *checksum);
+/* The references shared page @id holds now (a sharer limit's count).
+ * -MV_EINVAL if @id is not shared. */
+int mv_host_share_refs(const struct mv_host *host, mv_page_id id,
+		       uint32_t *refs);
 
 /* Ballooning: the guest gave @count of its private BASE pages back. They
  * are freed, and counted as ballooned: they stay charged to the reservation

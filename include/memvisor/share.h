@@ -24,7 +24,9 @@
  * lock (lock order: scanner, then VMs in address order, then host). Every
  * function may be called from any thread between mv_share_create and
  * mv_share_destroy, except from a VM's hooks or requests (they run under
- * a VM lock, which would invert that order).
+ * a VM lock, which would invert that order). A vCPU thread calls
+ * mv_vcpu_exit before it calls in here: the scanner may hold its lock
+ * while a merge waits for that vCPU's quiescent point (vcpu.h).
  */
 #ifndef MEMVISOR_SHARE_H
 #define MEMVISOR_SHARE_H
@@ -109,8 +111,9 @@ int mv_share_pause(struct mv_share *s, int paused);
 int mv_share_set_rate(struct mv_share *s, uint64_t pages_per_s);
 
 /* Scan on the calling thread, without rate limit, until a round ends in
- * which no page was armed or skipped as volatile (every cold page was
- * then compared with the index: the merge is complete), or @max_rounds
+ * which nothing changed (no page armed or skipped as volatile, merged,
+ * moved to a lower equal copy or newly indexed: every cold page was then
+ * compared with the index and the merge is complete), or @max_rounds
  * rounds have ended (0: no limit). @rounds (may be NULL) receives how many
  * ended. Returns 0 when done, -MV_ELIMIT when @max_rounds ran out first,
  * -MV_EINVAL for NULL, or a pool error (-MV_EBUDGET, -MV_ENOMEM) that

@@ -132,3 +132,18 @@ int mv_host_share_checksum(const struct mv_host *host, mv_page_id id,
 	pool_unlock(host);
 	return d ? 0 : -MV_EINVAL;
 }
+
+int mv_host_share_refs(const struct mv_host *host, mv_page_id id,
+		       uint32_t *refs)
+{
+	mv_desc *d;
+
+	if (!host || !refs)
+		return -MV_EINVAL;
+	pool_lock(host);
+	d = shared_desc(host, id);
+	if (d)
+		*refs = desc_refs(*d);
+	pool_unlock(host);
+	return d ? 0 : -MV_EINVAL;
+}

@@ -46,9 +46,22 @@ static struct svm *svm_of(struct mv_share *s, struct mv_vm *vm)
 	return NULL;
 }
 
+/* A shared entry's page has max_sharing references (the pool counts
+ * them: copy-on-write breaks drop theirs), or is gone. */
+static int entry_full(const struct mv_share *s, const struct entry *e)
+{
+	uint32_t refs;
+
+	if (!e->sharers)
+		return 0;
+	return mv_host_share_refs(s->host, e->host_id, &refs) ||
+	       refs >= s->cfg.max_sharing;
+}
+
 /* Merge the cold page (@v, @gfn, backed by @id) into entry @e. */
 static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
-		     uint64_t gfn, mv_page_id id, int *err)
+		     uint64_t gfn, mv_page_id id, enum mv_page_state xst,
+		     int *err)
 {
 	enum mv_page_state want = e->sharers ? MV_PAGE_SHARED
 					     : MV_PAGE_WRITE_MONITORED;
@@ -56,7 +69,7 @@ static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
 	int rc, res;
 
 	lock_pair(e->vm, v->vm);
-	if (!page_is(v->vm, gfn, MV_PAGE_WRITE_MONITORED, id)) {
+	if (!page_is(v->vm, gfn, xst, id)) {
 		res = GONE_HOT;
 	} else if (!page_is(e->vm, e->gfn, want, e->host_id)) {
 		res = STALE;
@@ -69,13 +82,16 @@ static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
 			res = DIFFER;
 		} else {
 			e->host_id = mv_vm_page(e->vm, e->gfn)->host_id;
-			if (!e->sharers && rep) {
+			if (!e->sharers && rep && xst != MV_PAGE_SHARED) {
 				rep->st.merged++;
 				s->st.merged++;
 			}
 			e->sharers = e->sharers ? e->sharers + 1 : 2;
-			v->st.merged++;
-			s->st.merged++;
+			if (xst != MV_PAGE_SHARED) {
+				v->st.merged++;
+				s->st.merged++;
+			}
+			s->round_armed++;
 			res = MERGED;
 		}
 	}
@@ -100,11 +116,12 @@ static int merge(struct mv_share *s, struct svm *v, uint64_t gfn,
 		if (!e->vm || e->hash != hash || e->group_vm != gvm ||
 		    e->salt != v->cfg.salt)
 			continue;
-		if (e->sharers >= s->cfg.max_sharing) {
+		if (entry_full(s, e)) {
 			full = 1;
 			continue;
 		}
-		res = try_merge(s, e, v, gfn, id, &err);
+		res = try_merge(s, e, v, gfn, id, MV_PAGE_WRITE_MONITORED,
+				&err);
 		if (err)
 			return err;
 		if (res == MERGED || res == GONE_HOT)
@@ -117,6 +134,71 @@ static int merge(struct mv_share *s, struct svm *v, uint64_t gfn,
 		s->st.extra_copies++;
 	}
 	return sindex_add(&s->idx, &cand);
+}
+
+static int same_group(const struct mv_share *s, const struct entry *e,
+		      const struct svm *v)
+{
+	return e->vm && e->salt == v->cfg.salt &&
+	       e->group_vm == (s->cfg.cross_vm ? NULL : v->vm);
+}
+
+/* A shared page (@v, @gfn on @id, VM lock held; dropped on return). Its
+ * copy may have lost the guest page the index reached it through (that
+ * page was written), or an equal copy with a lower id may exist (two
+ * copies started while a representative was being written): move it to
+ * the lowest equal copy with room, so equal pages end on one page and
+ * moves never go back and forth; re-point its own entry; or index it
+ * afresh (hashing it). */
+static int scan_shared(struct mv_share *s, struct svm *v, uint64_t gfn,
+		       const uint8_t *ptr, mv_page_id id)
+{
+	struct entry *own = NULL, *to = NULL, add;
+	uint64_t ck;
+	int err = 0;
+
+	if (mv_host_share_checksum(s->host, id, &ck)) {
+		mv_vm_unlock(v->vm);
+		return 0;
+	}
+	for (uint32_t i = sindex_first(&s->idx, ck); i != NONE;
+	     i = s->idx.e[i].next) {
+		struct entry *e = &s->idx.e[i];
+
+		if (!same_group(s, e, v) || (uint32_t)e->hash != ck ||
+		    !e->sharers)
+			continue;
+		if (e->host_id == id)
+			own = e;
+		else if (e->host_id < id && !entry_full(s, e) &&
+			 (!to || e->host_id < to->host_id))
+			to = e;
+	}
+	if (to) {
+		mv_vm_unlock(v->vm);
+		if (try_merge(s, to, v, gfn, id, MV_PAGE_SHARED, &err) ==
+		    MERGED && own && own->sharers > 2)
+			own->sharers--;
+		return err;
+	}
+	if (own) {
+		if (!page_is(own->vm, own->gfn, MV_PAGE_SHARED, id)) {
+			own->vm = v->vm;
+			own->gfn = gfn;
+		}
+		mv_vm_unlock(v->vm);
+		return 0;
+	}
+	add = (struct entry){ .hash = XXH3_64bits(ptr, MV_PAGE_SIZE),
+			      .salt = v->cfg.salt,
+			      .group_vm = s->cfg.cross_vm ? NULL : v->vm,
+			      .vm = v->vm, .gfn = gfn, .host_id = id,
+			      .sharers = 2 };
+	mv_vm_unlock(v->vm);
+	if ((uint32_t)add.hash != ck)
+		return 0;  /* not made by a share of these bytes */
+	s->round_armed++;
+	return sindex_add(&s->idx, &add);
 }
 
 static int all_zero(const uint8_t *b)
@@ -166,13 +248,20 @@ int scan_page(struct mv_share *s, struct svm *v, uint64_t gfn)
 		mv_vm_unlock(vm);
 		return 0;
 	}
-	if (mv_page_state(p) != MV_PAGE_WRITE_MONITORED ||
+	if ((mv_page_state(p) != MV_PAGE_WRITE_MONITORED &&
+	     mv_page_state(p) != MV_PAGE_SHARED) ||
 	    mv_vm_gpa_to_hva_locked(vm, gfn << MV_PAGE_SHIFT, MV_VM_HVA_READ,
 				    &hva)) {
 		mv_vm_unlock(vm);
 		return 0;
 	}
 	ptr = hva;
+	if (mv_page_state(p) == MV_PAGE_SHARED) {
+		if (v->cfg.zero_only)
+			mv_vm_unlock(vm);
+		return v->cfg.zero_only ? 0 : scan_shared(s, v, gfn, ptr,
+							   p->host_id);
+	}
 	if (all_zero(ptr)) {
 		/* Nobody can write it meanwhile: it is write-monitored (the
 		 * MMU write-protected it) and we hold the VM lock. */

@@ -16,7 +16,8 @@ struct svm {
 };
 
 /* An index entry: a candidate (sharers 0: a cold private page seen this
- * round) or a shared page the scanner made (sharers >= 2), reached through
+ * round) or a shared page (sharers != 0; the pool counts its references:
+ * mv_host_share_refs), reached through
  * the guest page @gfn of @vm that maps it. */
 struct entry {
 	uint64_t hash;
@@ -48,7 +49,9 @@ struct mv_share {
 	uint32_t nvms, capvms;
 	uint32_t cur_vm;         /* round cursor */
 	uint64_t cur_off;        /* offset in the VM's span */
-	uint64_t round_armed;    /* this round's armed + volatile pages */
+	/* Changes this round: pages armed (first seen or volatile), merged,
+	 * moved between copies, copies indexed afresh. */
+	uint64_t round_armed;
 	uint64_t last_armed;     /* the same of the last round ended */
 
 	struct sindex idx;

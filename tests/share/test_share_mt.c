@@ -1,0 +1,207 @@
+/* No write is lost while the scanner runs: two threads write patterns with
+ * mv_vm_phys_write and one vCPU thread stores through its soft TLB (host
+ * pointers from the shadow MMU, falling back to mv_vcpu_write) into pages
+ * that the background scanner keeps merging. Afterwards every page holds
+ * its last value, equal pages share one host page, the kernel holds less
+ * shared memory (RssShmem) than before the scan, and pages written after
+ * the merge are private again (one copy-on-write break each). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <memvisor/vcpu.h>
+
+#include "share/share_fixture.h"
+
+#define PAGES 512
+#define SPAN 128           /* pages per writer; the last span stays cold */
+#define ITERS 4000
+#define VALUES 3
+#define ROUNDS 20          /* scanner rounds the writers outlast */
+
+struct ctx {
+	struct mv_host *host;
+	struct mv_vm *vm;
+	struct mv_vcpu *cpu;
+	struct mv_share *s;
+	uint8_t last[PAGES];
+	int errors;
+	int stop;
+};
+
+struct writer {
+	struct ctx *c;
+	uint64_t first;
+	int vcpu;
+	uint32_t seed;
+};
+
+static uint32_t next(uint32_t *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+static int vcpu_fill(struct mv_vcpu *cpu, uint64_t gfn, uint8_t v)
+{
+	uint64_t va = gfn << MV_PAGE_SHIFT;
+	uint8_t buf[MV_PAGE_SIZE];
+	void *p = mv_tlb_lookup(mv_vcpu_tlb(cpu), va, MV_TLB_SUP,
+				MV_TLB_WRITE);
+
+	if (p) {
+		memset(p, v, MV_PAGE_SIZE);
+		return 0;
+	}
+	memset(buf, v, sizeof(buf));
+	return mv_vcpu_write(cpu, va, buf, sizeof(buf), 0, NULL);
+}
+
+static void *write_loop(void *arg)
+{
+	struct writer *w = arg;
+	struct ctx *c = w->c;
+
+	/* At least ITERS writes, and on until the main thread has scanned
+	 * ROUNDS rounds under the writers' feet (the idle-priority thread
+	 * alone may get no CPU while they run). */
+	for (int i = 0; i < ITERS || !__atomic_load_n(&c->stop,
+						       __ATOMIC_ACQUIRE); i++) {
+		uint64_t g = w->first + next(&w->seed) % SPAN;
+		uint8_t v = (uint8_t)(1 + next(&w->seed) % VALUES);
+		int rc = w->vcpu ? vcpu_fill(c->cpu, g, v) : sx_fill(c->vm, g, v);
+
+		if (rc)
+			__atomic_add_fetch(&c->errors, 1, __ATOMIC_RELAXED);
+		c->last[g] = v;  /* this thread's pages only */
+		if (w->vcpu)
+			mv_vcpu_quiesce(c->cpu);
+	}
+	if (w->vcpu)
+		mv_vcpu_exit(c->cpu);
+	return NULL;
+}
+
+/* The kernel's resident shared memory of this process (memfd pages). */
+static uint64_t rss_shmem_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long kb = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssShmem: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static void check_values(struct ctx *c)
+{
+	for (uint64_t g = 0; g < PAGES; g++)
+		if (!sx_holds(c->vm, g, c->last[g]))
+			fail_msg("page %llu lost its last write (0x%x)",
+				 (unsigned long long)g, c->last[g]);
+}
+
+static void no_lost_write(void **state)
+{
+	struct mv_host_config hc = { .free_cache_pages = 0 };
+	struct mv_share_stats st, st2;
+	struct writer w[3];
+	pthread_t t[3];
+	struct ctx *c = calloc(1, sizeof(*c));
+	mv_page_id ids[VALUES + 1] = { 0 };
+	uint64_t before_kb, after_kb;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(mv_host_create(&hc, &c->host), 0);
+	c->vm = sx_vm(c->host, PAGES);
+	assert_non_null(c->vm);
+	assert_int_equal(mv_vcpu_create(c->vm, NULL, &c->cpu), 0);
+	for (uint64_t g = 0; g < PAGES; g++) {
+		c->last[g] = (uint8_t)(1 + g % VALUES);
+		assert_int_equal(sx_fill(c->vm, g, c->last[g]), 0);
+	}
+	before_kb = rss_shmem_kb();
+	assert_int_equal(mv_share_create(c->host, NULL, &c->s), 0);
+	assert_int_equal(sx_add(c->s, c->vm, PAGES, 0, 0, 0), 0);
+	assert_int_equal(mv_share_start(c->s), 0);
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct writer){ c, (uint64_t)i * SPAN, i == 2,
+					(uint32_t)(i * 7919 + 1) };
+		assert_int_equal(pthread_create(&t[i], NULL, write_loop, &w[i]),
+				 0);
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		int rc = mv_share_scan(c->s, 1, NULL);
+
+		assert_true(rc == 0 || rc == -MV_ELIMIT);
+	}
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(c->errors, 0);
+	check_values(c);               /* the scanner still runs */
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	print_message("while writing: %llu rounds, %llu merged, %llu zero, "
+		      "%llu volatile, %llu copy-on-write breaks\n",
+		      (unsigned long long)st.rounds,
+		      (unsigned long long)st.merged,
+		      (unsigned long long)st.zero_reclaimed,
+		      (unsigned long long)st.volatile_skips,
+		      (unsigned long long)st.cow_breaks);
+	assert_true(st.rounds >= ROUNDS && st.merged > 0 && st.cow_breaks > 0);
+	assert_int_equal(mv_share_stop(c->s), 0);
+	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
+	check_values(c);
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	assert_true(st.merged >= PAGES);
+	/* Equal pages share one host page: one per value. */
+	for (uint64_t g = 0; g < PAGES; g++) {
+		mv_page_id id = sx_id(c->vm, g);
+
+		assert_int_equal(sx_state(c->vm, g), MV_PAGE_SHARED);
+		if (!ids[c->last[g]])
+			ids[c->last[g]] = id;
+		assert_int_equal(id, ids[c->last[g]]);
+	}
+	after_kb = rss_shmem_kb();
+	assert_true(after_kb + (PAGES - 2 * VALUES) * 4 <= before_kb);
+	/* Written again, through both paths: private, one break each. */
+	for (uint64_t g = 0; g < PAGES; g += 2) {
+		c->last[g] = (uint8_t)(0x80 + g % 64);
+		if (g % 4)
+			assert_int_equal(vcpu_fill(c->cpu, g, c->last[g]), 0);
+		else
+			assert_int_equal(sx_fill(c->vm, g, c->last[g]), 0);
+	}
+	mv_vcpu_exit(c->cpu);
+	check_values(c);
+	for (uint64_t g = 0; g < PAGES; g++)
+		assert_int_equal(sx_state(c->vm, g),
+				 g % 2 ? MV_PAGE_SHARED : MV_PAGE_ALLOCATED);
+	assert_int_equal(mv_share_get_stats(c->s, &st2), 0);
+	assert_int_equal(st2.cow_breaks, st.cow_breaks + PAGES / 2);
+	mv_share_destroy(c->s);
+	mv_vcpu_destroy(c->cpu);
+	mv_vm_destroy(c->vm);
+	mv_host_destroy(c->host);
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(no_lost_write),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

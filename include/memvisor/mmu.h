@@ -200,7 +200,8 @@ int mv_paging_load_cr3(struct mv_paging *pg, const struct mv_gmem *gm,
 /* ---------------------------------------------------------------------
  * A walk. */
 #define MV_ACC_WRITE (1u << 0)
-#define MV_ACC_FETCH (1u << 1)
+#define MV_ACC_FETCH (1u << 1)     /* instruction fetch; with MV_ACC_WRITE
+				    * too it is still only a fetch */
 #define MV_ACC_USER (1u << 2)      /* CPL 3 */
 #define MV_ACC_IMPLICIT (1u << 3)  /* implicit supervisor access (GDT, IDT,
 				    * TSS...): supervisor at any CPL, and

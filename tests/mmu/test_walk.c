@@ -81,6 +81,13 @@ static void flat_bounds(void **state)
 					   false), 0);
 	assert_null(g2.cmpxchg);
 	assert_int_equal(g2.read(g2.opaque, 0xff000, 8, &v), MV_GMEM_UNBACKED);
+	/* An image whose size is no multiple of 8: an 8-byte entry across
+	 * its end is not RAM, a 4-byte one before it is. */
+	assert_int_equal(mv_gmem_flat_init(&g2, &f2, mem, 0, 4100, true), 0);
+	assert_int_equal(g2.read(g2.opaque, 4096, 8, &v), MV_GMEM_UNBACKED);
+	assert_int_equal(g2.cmpxchg(g2.opaque, 4096, 8, 0, 1),
+			 MV_GMEM_UNBACKED);
+	assert_int_equal(g2.read(g2.opaque, 4096, 4, &v), MV_GMEM_OK);
 }
 
 static void modes_from_registers(void **state)
@@ -711,6 +718,32 @@ static void dump_memo_is_per_level(void **state)
 	assert_int_equal(c.leaf[0].perm, MV_PERM_W | MV_PERM_U);
 }
 
+/* A fetch is never a write, even with MV_ACC_WRITE given too: no D bit,
+ * no W in the error code. */
+static void fetch_is_no_write(void **state)
+{
+	struct mv_paging pg;
+	struct mv_walk w;
+	uint64_t va = 0xffff800000201000ull;
+
+	(void)state;
+	map_kernel_page();
+	assert_int_equal(mv_paging_init(&pg, &long4, NULL, &gm), MV_WALK_OK);
+	assert_int_equal(mv_walk(&pg, &gm, va, MV_ACC_FETCH | MV_ACC_WRITE,
+				 &w), MV_WALK_OK);
+	assert_false(get64(0x4008) & MV_PTE_D);
+	assert_true(get64(0x4008) & MV_PTE_A);
+	assert_int_equal(mv_walk(&pg, &gm, va + 0x1000,
+				 MV_ACC_FETCH | MV_ACC_WRITE, &w), MV_WALK_PF);
+	assert_int_equal(w.error_code, MV_PF_ID);
+	/* A read-only page: a write would fault with WP, a fetch does not. */
+	put64(0x4008, get64(0x4008) & ~MV_PTE_W);
+	struct mv_cpu_regs r = long4;
+	assert_int_equal(mv_paging_init(&pg, &r, NULL, &gm), MV_WALK_OK);
+	assert_int_equal(mv_walk(&pg, &gm, va, MV_ACC_FETCH | MV_ACC_WRITE,
+				 &w), MV_WALK_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +764,7 @@ int main(void)
 		cmocka_unit_test_setup(cmpxchg_errors_end_the_walk, setup),
 		cmocka_unit_test_setup(accessed_dirty_top_first, setup),
 		cmocka_unit_test_setup(dump_memo_is_per_level, setup),
+		cmocka_unit_test_setup(fetch_is_no_write, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

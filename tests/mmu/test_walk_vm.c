@@ -28,7 +28,7 @@ struct fixture {
 	struct mv_vm *vm;
 	struct mv_gmem gm;
 	struct mv_paging pg;
-	unsigned mmio_reads, handler_writes;
+	unsigned mmio_reads, handler_writes, handler_reads;
 	uint64_t handler_gpa;
 	uint64_t rom[512];   /* ROM content: a page table */
 };
@@ -214,6 +214,8 @@ static int watch(void *opaque, struct mv_vm *vm, uint64_t gpa, void *buf,
 	if (access == MV_ACCESS_WRITE) {
 		f->handler_writes++;
 		f->handler_gpa = gpa;
+	} else {
+		f->handler_reads++;
 	}
 	return MV_HANDLER_DEFAULT;
 }
@@ -364,6 +366,28 @@ static void tables_far_above_4g(void **state)
 	mv_vm_destroy(vm);
 }
 
+/* A table page whose reads a handler must see: the walk reads it through
+ * the handler and sets A through it too. */
+static void read_handler_sees_the_table_read(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_walk w;
+
+	build_tables(f->vm, PT);
+	assert_int_equal(mv_vm_handler_register(f->vm, MV_HANDLER_ALL, PT,
+						MV_PAGE_SIZE, watch, f), 0);
+	init_paging(f, f->vm, PML4);
+	f->handler_reads = 0;
+	assert_int_equal(mv_walk(&f->pg, &f->gm, VA, MV_ACC_WRITE, &w),
+			 MV_WALK_OK);
+	assert_true(f->handler_reads >= 1);
+	assert_int_equal(f->handler_writes, 1);
+	assert_int_equal(w.gpa, FRAME | (VA & 0xfff));
+	assert_int_equal(w.leaf, FRAME | TABLE | MV_PTE_A | MV_PTE_D);
+	assert_int_equal(mv_vm_handler_deregister(f->vm, PT), 0);
+	assert_int_equal(get(f->vm, PT), FRAME | TABLE | MV_PTE_A | MV_PTE_D);
+}
+
 static void null_arguments(void **state)
 {
 	struct fixture *f = *state;
@@ -383,6 +407,7 @@ int main(void)
 		T(mmio_and_holes_are_not_ram),
 		T(write_handler_sees_the_ad_update),
 		T(refused_copy_of_a_shared_table_is_an_error),
+		T(read_handler_sees_the_table_read),
 		T(tables_far_above_4g),
 		T(null_arguments),
 #undef T

@@ -288,7 +288,7 @@ static void expect_fault(const struct piece *p, int rc,
 static void do_translate(struct piece *p, unsigned acc)
 {
 	struct mv_xlate x;
-	uint8_t tok[8], got[8];
+	uint8_t tok[16], got[16];  /* the longest access of one_access */
 	bool write = acc & MV_ACC_WRITE, table = is_table(p->gpa);
 	size_t len = p->len;
 	int rc;

@@ -8,8 +8,6 @@
 
 #include "vm_internal.h"
 
-#define FREE_BATCH 256
-
 uint64_t mv_vm_layout_gen(const struct mv_vm *vm)
 {
 	return vm ? atomic_load_explicit(&vm->layout_gen,
@@ -109,48 +107,13 @@ static int reserve_with(struct mv_vm *vm, const struct phys_range *r)
 	return reserve_set(vm, ram, rom);
 }
 
-/* What the removed pages give back, collected so that the pool is called
- * once per batch. */
-struct release {
-	mv_page_id ids[FREE_BATCH];
-	uint32_t n;
-	uint64_t ballooned;
-	int rc;              /* first error, kept while the rest goes on */
-};
-
-static void release_flush(struct mv_vm *vm, struct release *b)
-{
-	int rc = b->n ? mv_host_free(vm->host, vm->id, b->n, b->ids) : 0;
-
-	if (rc && !b->rc)
-		b->rc = rc;
-	b->n = 0;
-}
-
+/* The pool's side first, then the counters (the page counted as ZERO
+ * until its range goes). */
 static void release_page(struct mv_vm *vm, struct mv_page *p,
-			 struct release *b)
+			 struct page_release *b)
 {
-	int rc = 0;
-
-	switch (p->state) {
-	case MV_PAGE_ALLOCATED:
-	case MV_PAGE_WRITE_MONITORED:
-		b->ids[b->n++] = p->host_id;
-		if (b->n == FREE_BATCH)
-			release_flush(vm, b);
-		break;
-	case MV_PAGE_SHARED:
-		rc = mv_host_share_put(vm->host, vm->id, p->host_id);
-		break;
-	case MV_PAGE_BALLOONED:
-		b->ballooned += !!(p->flags & MV_PAGE_F_BALLOON_HOST);
-		break;
-	default:
-		break;
-	}
-	if (rc && !b->rc)
-		b->rc = rc;
-	if (p->type == MV_PAGE_RAM) {   /* counted as ZERO until it goes */
+	page_release_add(vm, b, p);
+	if (p->type == MV_PAGE_RAM) {
 		vm->st.pages[p->state]--;
 		vm->st.pages[MV_PAGE_ZERO]++;
 	}
@@ -162,19 +125,13 @@ static void release_page(struct mv_vm *vm, struct mv_page *p,
  * is still given back. */
 static int release_range(struct mv_vm *vm, struct phys_range *r)
 {
-	struct release b = { .n = 0 };
+	struct page_release b;
 
+	page_release_init(&b, false);
 	for (uint64_t i = desc_next_used(r, 0); i < r->npages;
 	     i = desc_next_used(r, i + 1))
 		release_page(vm, &r->pages[i], &b);
-	release_flush(vm, &b);
-	if (b.ballooned) {
-		int rc = mv_host_balloon_deflate(vm->host, vm->id, b.ballooned);
-
-		if (rc && !b.rc)
-			b.rc = rc;
-	}
-	return b.rc;
+	return page_release_end(vm, &b);
 }
 
 static int add_locked(struct mv_vm *vm, const struct mv_vm_range *c)

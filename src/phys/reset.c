@@ -7,42 +7,15 @@
 
 #define BATCH 256
 
-struct drop_batch {
-	mv_page_id ids[BATCH];
-	uint32_t n;
-	uint64_t ballooned;
-};
-
-static int batch_flush(struct mv_vm *vm, struct drop_batch *b)
-{
-	int rc = b->n ? handy_give(vm, b->ids, b->n) : 0;
-
-	b->n = 0;
-	return rc;
-}
-
 /* Queue what backs @p for release and make it ZERO. */
 static int reset_page(struct mv_vm *vm, struct mv_page *p,
-		      struct drop_batch *b)
+		      struct page_release *b)
 {
-	int rc = 0;
+	int rc;
 
-	switch (p->state) {
-	case MV_PAGE_ALLOCATED:
-	case MV_PAGE_WRITE_MONITORED:
-		b->ids[b->n++] = p->host_id;
-		if (b->n == BATCH)
-			rc = batch_flush(vm, b);
-		break;
-	case MV_PAGE_SHARED:
-		rc = mv_host_share_put(vm->host, vm->id, p->host_id);
-		break;
-	case MV_PAGE_BALLOONED:
-		b->ballooned += !!(p->flags & MV_PAGE_F_BALLOON_HOST);
-		break;
-	default:
+	if (p->state == MV_PAGE_ZERO)
 		return 0;
-	}
+	rc = page_release_add(vm, b, p);
 	page_set(vm, p, MV_PAGE_ZERO, MV_ZERO_PAGE);
 	/* the bytes changed to zeros */
 	page_flags_reset(p, MV_PAGE_F_DIRTY);
@@ -52,8 +25,10 @@ static int reset_page(struct mv_vm *vm, struct mv_page *p,
 
 static int reset_locked(struct mv_vm *vm)
 {
-	struct drop_batch b = { .n = 0 };
+	struct page_release b;
 	int rc = 0;
+
+	page_release_init(&b, true);
 
 	for (uint32_t i = 0; i < vm->nranges && !rc; i++) {
 		struct phys_range *r = &vm->ranges[i];
@@ -67,11 +42,8 @@ static int reset_locked(struct mv_vm *vm)
 		     j = desc_next_used(r, j + 1))
 			rc = reset_page(vm, &r->pages[j], &b);
 	}
-	if (!rc)
-		rc = batch_flush(vm, &b);
-	if (!rc && b.ballooned)
-		rc = mv_host_balloon_deflate(vm->host, vm->id, b.ballooned);
-	return rc;
+	/* Also after an error: the pages already made ZERO give theirs. */
+	return page_release_end(vm, &b);
 }
 
 int mv_vm_reset(struct mv_vm *vm)

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <memvisor/vm.h>
@@ -141,6 +142,20 @@ int range_rom_fill(struct mv_vm *vm, struct phys_range *r,
 		   const struct mv_vm_range *c);
 void range_count(struct mv_vm *vm, const struct phys_range *r, int sign);
 void layout_bump(struct mv_vm *vm);
+
+/* release.c */
+#define RELEASE_BATCH 256
+struct page_release {
+	mv_page_id ids[RELEASE_BATCH];
+	uint32_t n;
+	bool keep;            /* private pages to the handy cache, not the pool */
+	uint64_t ballooned;   /* host-ballooned pages: one deflate at the end */
+	int rc;               /* first error, kept while the rest goes on */
+};
+void page_release_init(struct page_release *b, bool keep);
+int page_release_add(struct mv_vm *vm, struct page_release *b,
+		     const struct mv_page *p);
+int page_release_end(struct mv_vm *vm, struct page_release *b);
 
 /* state.c: every state change goes through here (keeps the counters). */
 void page_set(struct mv_vm *vm, struct mv_page *p, enum mv_page_state s,

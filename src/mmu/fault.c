@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mmu/shadow.h"
+#include "phys/vm_mmu.h"
 
 #define FAULT_TRIES 4
 
@@ -183,7 +184,7 @@ static int leaf_page(struct mv_vcpu *v, const struct mv_walk *w, unsigned acc,
 {
 	struct mv_vm *vm = v->vm;
 	uint64_t gfn = w->gpa >> MV_PAGE_SHIFT;
-	struct mv_page *p = mv_vm_page(vm, gfn);
+	struct mv_page *p = vm_page_locked(vm, gfn);
 	int rc;
 
 	/* A clean logged page: this write makes it dirty (and untracked,
@@ -226,7 +227,7 @@ static int fill_leaf(struct mv_vcpu *v, struct sp *sp, uint64_t va,
 	struct mv_mmu *m = v->mmu;
 	unsigned slot = slot_of(va, 1);
 	uint64_t gfn = w->gpa >> MV_PAGE_SHIFT;
-	struct mv_page *p = mv_vm_page(v->vm, gfn);
+	struct mv_page *p = vm_page_locked(v->vm, gfn);
 	mv_page_id id;
 	bool writable;
 	int rc;

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 
 #include "mmu/shadow.h"
+#include "phys/vm_mmu.h"
 
 #define RMAP_MANY (1u << 31)
 
+/* Every caller holds the VM lock, as for all of the MMU's state. */
 static struct mv_page *head_of(struct mv_mmu *m, uint64_t gfn)
 {
-	return mv_vm_page(m->vm, gfn);
+	return vm_page_locked(m->vm, gfn);
 }
 
 int rmap_reserve(struct mv_mmu *m, uint32_t nodes)

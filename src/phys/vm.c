@@ -211,6 +211,11 @@ struct mv_page *mv_vm_page(struct mv_vm *vm, uint64_t gfn)
 	return p;
 }
 
+struct mv_page *vm_page_locked(struct mv_vm *vm, uint64_t gfn)
+{
+	return page_find(vm, gfn);
+}
+
 void mv_vm_set_notify(struct mv_vm *vm, mv_vm_notify_fn fn, void *opaque)
 {
 	if (!vm)

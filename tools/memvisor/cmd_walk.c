@@ -3,16 +3,10 @@
  * format of QEMU's `info tlb`. The image is mapped read-only: walks never
  * set accessed/dirty bits in it. */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <memvisor/mmu.h>
 
@@ -223,64 +217,6 @@ static int force_mode(struct mv_cpu_regs *r, const char *mode)
 				 "long4 or long5", mode);
 	}
 	return 0;
-}
-
-/* O_NONBLOCK: open() of a FIFO without a writer would wait forever, and
- * a device may block too; fstat then refuses anything that is not a
- * regular file (on a regular file O_NONBLOCK changes nothing). */
-static int map_image(const char *path, struct image *img)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "memvisor walk: %s: %s\n", path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
-		fprintf(stderr, "memvisor walk: %s: %s\n", path,
-			S_ISREG(st.st_mode) ? "the image is empty"
-					    : "not a regular file");
-		close(fd);
-		return 1;
-	}
-	img->size = (size_t)st.st_size;
-	img->mem = mmap(NULL, img->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (img->mem == MAP_FAILED) {
-		fprintf(stderr, "memvisor walk: %s: mapping %zu bytes: %s\n",
-			path, img->size, strerror(errno));
-		close(fd);
-		return 1;
-	}
-	close(fd);
-	return 0;
-}
-
-/* A mapped file that shrinks under us (another process truncates the
- * image) turns the next read of the lost part into SIGBUS: say so and
- * fail like any runtime error, instead of dying of the signal. */
-static void image_shrank(int sig)
-{
-	static const char msg[] = "memvisor walk: the image file shrank while "
-				  "it was read\n";
-
-	(void)sig;
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-		_exit(1);
-	_exit(1);
-}
-
-static void catch_sigbus(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = image_shrank;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, NULL);
 }
 
 /* The first table must lie in the image: otherwise the registers do not
@@ -531,12 +467,12 @@ static int walk_main(int argc, char **argv)
 	rc = force_mode(&o.regs, o.mode);
 	if (rc)
 		return rc;
-	if (map_image(o.image, &img))
+	if (image_map("walk", o.image, &img))
 		return 1;
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
-	catch_sigbus();
+	image_catch_sigbus("walk");
 	rc = run(&o, &img, argc - optind, argv + optind);
-	munmap(img.mem, img.size);
+	image_unmap(&img);
 	if (tool_output_finish("walk"))
 		return 1;
 	return rc;

@@ -9,6 +9,8 @@
 
 #include <memvisor/mmu.h>
 
+#include "image.h"
+
 struct walk_opts {
 	const char *image;
 	uint64_t base, pkru;
@@ -17,11 +19,6 @@ struct walk_opts {
 	const char *mode;
 	unsigned acc;
 	bool have_cr3, dump, access_given, lenient_pdpte, shadow;
-};
-
-struct image {
-	void *mem;
-	size_t size;
 };
 
 /* One result line, exactly as the walker's: "<va> -> <gpa> ..." or

@@ -14,12 +14,9 @@
  * the place the shadow leaf says it stands for (the vCPU's walks set A/D
  * in the VM's copy, never in the image, as the walker's output shows
  * them). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <memvisor/host.h>
 #include <memvisor/vcpu.h>
@@ -28,7 +25,6 @@
 #include "cmd.h"
 #include "walk.h"
 
-#define POPULATE_RUN 256u
 /* At most this many shadow pages (the MMU's own limit is near 4 M). */
 #define CAP_MAX 4000000u
 
@@ -44,70 +40,6 @@ static int fail(const char *what, int rc)
 	fprintf(stderr, "memvisor walk: --shadow: %s: %s\n", what,
 		mv_strerror(rc));
 	return 1;
-}
-
-/* Populate [off, end) of the image (page aligned off; end may cut the
- * last page, which is then padded with zeros). */
-static int populate_range(struct mv_vm *vm, const struct walk_opts *o,
-			  const struct image *img, uint64_t off, uint64_t end)
-{
-	static uint8_t tail[MV_PAGE_SIZE];
-	const uint8_t *mem = img->mem;
-
-	while (off < end) {
-		uint64_t full = (end - off) / MV_PAGE_SIZE;
-		uint32_t n = full < POPULATE_RUN ? (uint32_t)full : POPULATE_RUN;
-		const void *src = mem + off;
-		int rc;
-
-		if (!n) {  /* the image's last, partial page */
-			memset(tail, 0, sizeof(tail));
-			memcpy(tail, mem + off, end - off);
-			src = tail;
-			n = 1;
-		}
-		rc = mv_vm_phys_populate(vm, (o->base + off) >> MV_PAGE_SHIFT,
-					 n, src);
-		if (rc)
-			return fail("loading the image", rc);
-		off += (uint64_t)n * MV_PAGE_SIZE;
-	}
-	return 0;
-}
-
-/* The file's data extents only (SEEK_DATA): a sparse image's holes are
- * zeros and stay ZERO without being read. Without SEEK_DATA support, the
- * whole file is one extent. */
-static int load_image(struct mv_vm *vm, const struct walk_opts *o,
-		      const struct image *img)
-{
-	int fd = open(o->image, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	off_t pos = 0, data, hole;
-	int rc = 0;
-
-	if (fd < 0) {
-		fprintf(stderr, "memvisor walk: %s: %s\n", o->image,
-			strerror(errno));
-		return 1;
-	}
-	while (!rc && (uint64_t)pos < img->size) {
-		data = lseek(fd, pos, SEEK_DATA);
-		if (data < 0 && errno == ENXIO)
-			break;  /* only a hole is left */
-		if (data < 0) {
-			data = pos;
-			hole = (off_t)img->size;
-		} else {
-			hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0 || (uint64_t)hole > img->size)
-				hole = (off_t)img->size;
-		}
-		data &= ~(off_t)(MV_PAGE_SIZE - 1);
-		rc = populate_range(vm, o, img, (uint64_t)data, (uint64_t)hole);
-		pos = (hole + MV_PAGE_SIZE - 1) & ~(off_t)(MV_PAGE_SIZE - 1);
-	}
-	close(fd);
-	return rc;
 }
 
 /* --lenient-pdpte: the vCPU's CR3 load must see the present PDPTEs with
@@ -151,7 +83,9 @@ static int shadow_open(struct shadow *s, const struct walk_opts *o,
 		return fail("host pool", rc);
 	if ((rc = mv_vm_create(s->host, &vc, &s->vm)))
 		return fail("a VM for the image", rc);
-	if ((rc = load_image(s->vm, o, img)) || (rc = lenient_pdptes(s, o, pg)))
+	if ((rc = image_load(s->vm, img, o->base)))
+		return fail("loading the image", rc);
+	if ((rc = lenient_pdptes(s, o, pg)))
 		return rc;
 	if ((rc = mv_mmu_configure(s->vm, &mc)))
 		return fail("the shadow MMU", rc);

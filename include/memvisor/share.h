@@ -74,6 +74,11 @@ struct mv_share_stats {
 				  * limit */
 	uint64_t cow_breaks;     /* SHARED -> ALLOCATED (mv_vm_stats) */
 	uint64_t rounds;         /* complete passes over every VM (host) */
+	/* Rounds ended in a row in which nothing changed (host): from 1 on,
+	 * the merge is complete, as when mv_share_scan returns 0: the
+	 * background thread's "done". Adding a VM resets it to 0; a page
+	 * written meanwhile resets it at the end of the round that sees it. */
+	uint64_t quiet_rounds;
 	uint64_t cpu_ns;         /* thread CPU time spent scanning */
 	uint32_t vms;            /* registered VMs (host) */
 	int idle_priority;       /* the thread runs at SCHED_IDLE (host) */

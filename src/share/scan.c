@@ -295,6 +295,7 @@ static int round_end(struct mv_share *s)
 	s->cur_off = 0;
 	s->st.rounds++;
 	s->last_armed = s->round_armed;
+	s->st.quiet_rounds = s->round_armed ? 0 : s->st.quiet_rounds + 1;
 	s->round_armed = 0;
 	return sindex_new_round(&s->idx);
 }

@@ -109,6 +109,7 @@ int mv_share_vm_add(struct mv_share *s, struct mv_vm *vm,
 		v->vm = vm;
 		v->cfg = *cfg;
 		v->cow_base = vs.cow_breaks;
+		s->st.quiet_rounds = 0;
 		pthread_cond_broadcast(&s->wake);
 	}
 	pthread_mutex_unlock(&s->lock);

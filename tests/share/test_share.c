@@ -281,9 +281,19 @@ static void written_pages_wait(void **state)
 	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
 	assert_int_equal(st.volatile_skips, 1);
 	assert_int_equal(st.merged, 3);
+	assert_int_equal(st.quiet_rounds, 0);
 	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
 	assert_int_equal(sx_state(c->a, 1), MV_PAGE_SHARED);
 	assert_int_equal(sx_id(c->a, 1), sx_id(c->a, 0));
+	/* Done is a quiet round; a new VM is news again. */
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	assert_int_equal(st.quiet_rounds, 1);
+	assert_int_equal(mv_share_scan(c->s, 1, NULL), 0);
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	assert_int_equal(st.quiet_rounds, 2);
+	assert_int_equal(sx_add(c->s, c->b, 4, 0, 0, 0), 0);
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	assert_int_equal(st.quiet_rounds, 0);
 }
 
 static int merged_now(struct mv_share *s)

@@ -41,6 +41,7 @@ full_exit "version" version
 full_exit "help" --help
 full_exit "version --help" version --help
 full_exit "run --help" run --help
+full_exit "dedup --help" dedup --help
 full_exit "run" run --vms 2 --pages 64
 
 # One number parser: the same spellings refused everywhere, by run's

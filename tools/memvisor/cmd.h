@@ -15,6 +15,7 @@ struct mv_cmd {
 extern const struct mv_cmd mv_cmd_version;
 extern const struct mv_cmd mv_cmd_run;
 extern const struct mv_cmd mv_cmd_walk;
+extern const struct mv_cmd mv_cmd_dedup;
 
 /* number.c: a whole number, decimal (digits only) or hexadecimal (hex
  * digits, one optional 0x or 0X in front), fitting 64 bits: no spaces,

@@ -109,9 +109,10 @@ static int populate_range(struct mv_vm *vm, const struct image *img,
 }
 
 /* The file's data extents only (SEEK_DATA): a sparse image's holes are
- * zeros and stay ZERO without being read. Without SEEK_DATA support, the
- * whole file is one extent. */
-int image_load(struct mv_vm *vm, const struct image *img, uint64_t base)
+ * zeros and need not be read. Without SEEK_DATA support, the whole file
+ * is one extent. */
+int image_each_extent(const struct image *img, image_extent_fn fn,
+		      void *opaque)
 {
 	off_t pos = 0, data, hole;
 	int rc = 0;
@@ -129,9 +130,28 @@ int image_load(struct mv_vm *vm, const struct image *img, uint64_t base)
 				hole = (off_t)img->size;
 		}
 		data &= ~(off_t)(MV_PAGE_SIZE - 1);
-		rc = populate_range(vm, img, base, (uint64_t)data,
-				    (uint64_t)hole);
+		rc = fn(opaque, (uint64_t)data, (uint64_t)hole);
 		pos = (hole + MV_PAGE_SIZE - 1) & ~(off_t)(MV_PAGE_SIZE - 1);
 	}
 	return rc;
+}
+
+struct load {
+	struct mv_vm *vm;
+	const struct image *img;
+	uint64_t base;
+};
+
+static int load_extent(void *opaque, uint64_t off, uint64_t end)
+{
+	const struct load *l = opaque;
+
+	return populate_range(l->vm, l->img, l->base, off, end);
+}
+
+int image_load(struct mv_vm *vm, const struct image *img, uint64_t base)
+{
+	struct load l = { vm, img, base };
+
+	return image_each_extent(img, load_extent, &l);
 }

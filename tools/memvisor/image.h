@@ -27,6 +27,14 @@ void image_unmap(struct image *img);
  * naming @cmd (a static string), not with the signal. */
 void image_catch_sigbus(const char *cmd);
 
+/* Call @fn for each extent [off, end) of the file that may hold data
+ * (SEEK_DATA; off page aligned, end the extent's end or the file's),
+ * in order; the holes between them read as zeros. Stops at the first
+ * non-zero return of @fn and returns it; 0 when all were seen. */
+typedef int (*image_extent_fn)(void *opaque, uint64_t off, uint64_t end);
+int image_each_extent(const struct image *img, image_extent_fn fn,
+		      void *opaque);
+
 /* Load @img into @vm at guest-physical @base (page aligned) through
  * mv_vm_phys_populate: pages of zeros stay ZERO, and the holes of a
  * sparse file are not even read. The image's last partial page is padded

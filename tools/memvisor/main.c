@@ -8,6 +8,7 @@ static const struct mv_cmd *const commands[] = {
 	&mv_cmd_version,
 	&mv_cmd_run,
 	&mv_cmd_walk,
+	&mv_cmd_dedup,
 };
 
 static void usage(FILE *out)

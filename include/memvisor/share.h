@@ -21,7 +21,10 @@
  *
  * Locking: one mutex per scanner guards its VM list, index and counters;
  * it is held while a batch of pages is scanned and taken before any VM
- * lock (lock order: scanner, then VMs in address order, then host). Every
+ * lock (lock order: scanner, then VMs in address order, then host). The
+ * background thread hands it to waiting callers between batches, so a
+ * call waits for at most the batch in flight (64 pages), or for a
+ * running mv_share_scan to finish. Every
  * function may be called from any thread between mv_share_create and
  * mv_share_destroy, except from a VM's hooks or requests (they run under
  * a VM lock, which would invert that order). A vCPU thread calls

@@ -8,8 +8,8 @@
 
 #include "share_internal.h"
 
-/* Pages per batch: the scanner lock is dropped between batches, so other
- * calls wait at most this long. */
+/* Pages per batch: the thread hands the scanner lock to waiting callers
+ * between batches (lock.c), so they wait at most this long. */
 #define BATCH 64
 
 int mv_share_create(struct mv_host *host, const struct mv_share_config *cfg,
@@ -89,7 +89,7 @@ int mv_share_vm_add(struct mv_share *s, struct mv_vm *vm,
 		return -MV_EINVAL;
 	if (mv_vm_get_stats(vm, &vs))
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	if (find(s, vm)) {
 		rc = -MV_EEXIST;
 	} else if (s->nvms == s->capvms) {
@@ -112,7 +112,7 @@ int mv_share_vm_add(struct mv_share *s, struct mv_vm *vm,
 		s->st.quiet_rounds = 0;
 		pthread_cond_broadcast(&s->wake);
 	}
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return rc;
 }
 
@@ -123,10 +123,10 @@ int mv_share_vm_remove(struct mv_share *s, struct mv_vm *vm)
 
 	if (!s || !vm)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	v = find(s, vm);
 	if (!v) {
-		pthread_mutex_unlock(&s->lock);
+		share_unlock(s);
 		return -MV_ENOENT;
 	}
 	i = (uint32_t)(v - s->vms);
@@ -138,7 +138,7 @@ int mv_share_vm_remove(struct mv_share *s, struct mv_vm *vm)
 		s->cur_off = 0;
 	}
 	sindex_forget_vm(&s->idx, vm);
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return 0;
 }
 
@@ -191,6 +191,7 @@ static void *worker(void *arg)
 		 * grow again. */
 		scan_batch(s, BATCH, &done, &ended);
 		pages += done;
+		share_yield(s);
 		if (rate)
 			wait_until(s, t0 + pages * 1000000000ull / rate);
 		else if (ended && !s->last_armed)
@@ -208,14 +209,14 @@ int mv_share_start(struct mv_share *s)
 
 	if (!s)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	rc = s->running ? -MV_EBUSY : 0;
 	if (!rc) {
 		s->stopping = 0;
 		rc = -pthread_create(&s->thread, NULL, worker, s);
 		s->running = !rc;
 	}
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return rc;
 }
 
@@ -225,20 +226,20 @@ int mv_share_stop(struct mv_share *s)
 
 	if (!s)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	if (!s->running || s->stopping) {
-		pthread_mutex_unlock(&s->lock);
+		share_unlock(s);
 		return -MV_ESTATE;
 	}
 	s->stopping = 1;
 	t = s->thread;
 	pthread_cond_broadcast(&s->wake);
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	pthread_join(t, NULL);
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	s->running = 0;
 	s->stopping = 0;
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return 0;
 }
 
@@ -246,10 +247,10 @@ int mv_share_pause(struct mv_share *s, int paused)
 {
 	if (!s || (paused != 0 && paused != 1))
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	s->paused = paused;
 	pthread_cond_broadcast(&s->wake);
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return 0;
 }
 
@@ -257,10 +258,10 @@ int mv_share_set_rate(struct mv_share *s, uint64_t pages_per_s)
 {
 	if (!s)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	s->cfg.rate_pages_per_s = pages_per_s;
 	pthread_cond_broadcast(&s->wake);
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return 0;
 }
 
@@ -271,7 +272,7 @@ int mv_share_scan(struct mv_share *s, uint32_t max_rounds, uint32_t *rounds)
 
 	if (!s)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	/* Start from a round's beginning, so that an ended round saw every
 	 * page under this call. */
 	if (s->cur_vm || s->cur_off) {
@@ -287,7 +288,7 @@ int mv_share_scan(struct mv_share *s, uint32_t max_rounds, uint32_t *rounds)
 			finished = !s->last_armed;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	if (rounds)
 		*rounds = n;
 	if (rc)
@@ -307,13 +308,13 @@ int mv_share_get_stats(struct mv_share *s, struct mv_share_stats *st)
 {
 	if (!s || !st)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	*st = s->st;
 	st->cow_breaks = 0;
 	for (uint32_t i = 0; i < s->nvms; i++)
 		add_cow(&s->vms[i], st);
 	st->vms = s->nvms;
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return 0;
 }
 
@@ -324,13 +325,13 @@ int mv_share_vm_get_stats(struct mv_share *s, struct mv_vm *vm,
 
 	if (!s || !vm || !st)
 		return -MV_EINVAL;
-	pthread_mutex_lock(&s->lock);
+	share_lock(s);
 	v = find(s, vm);
 	if (v) {
 		*st = v->st;
 		st->cow_breaks = 0;
 		add_cow(v, st);
 	}
-	pthread_mutex_unlock(&s->lock);
+	share_unlock(s);
 	return v ? 0 : -MV_ENOENT;
 }

@@ -3,6 +3,7 @@
 #define MV_SHARE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <memvisor/share.h>
@@ -41,7 +42,8 @@ struct mv_share {
 	struct mv_host *host;
 	struct mv_share_config cfg;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;     /* pause, stop, rate, new VMs */
+	pthread_cond_t wake;     /* pause, stop, rate, new VMs, unlocks */
+	atomic_uint waiters;     /* callers blocked on @lock (lock.c) */
 	pthread_t thread;
 	int running, stopping, paused;
 
@@ -57,6 +59,12 @@ struct mv_share {
 	struct sindex idx;
 	struct mv_share_stats st;
 };
+
+/* lock.c: every call but the thread's own loop takes the lock with
+ * share_lock; the thread calls share_yield between batches. */
+void share_lock(struct mv_share *s);
+void share_unlock(struct mv_share *s);
+void share_yield(struct mv_share *s);
 
 /* index.c */
 void sindex_free(struct sindex *ix);

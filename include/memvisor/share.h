@@ -54,6 +54,21 @@ struct mv_share_config {
 	/* Background thread's rate in pages per second (every RAM page
 	 * looked at counts); 0 = no limit. */
 	uint64_t rate_pages_per_s;
+	/* Background thread's share of one CPU in percent, 1..100 (100 and
+	 * 0: no limit; above 100: -MV_EINVAL). After each batch the thread
+	 * sleeps until its CPU time (CLOCK_THREAD_CPUTIME_ID) since the
+	 * start of a window is at most this share of the wall time since
+	 * then; a window not in debt restarts after 200 ms, so time in which
+	 * the thread got less (a busy host, a pause) is not made up later
+	 * in a burst. Both limits apply: the later deadline wins. */
+	uint32_t cpu_share_pct;
+	/* 0 (default): the thread runs at SCHED_IDLE, on CPU time nobody
+	 * else wants (it gets none while the guests keep every core busy).
+	 * 1: at the creating process's default policy, competing with the
+	 * guests' threads for CPU, bounded by cpu_share_pct (as ksmd runs
+	 * at nice 5 with its sleep between batches). Other values:
+	 * -MV_EINVAL. */
+	int normal_priority;
 };
 
 struct mv_share_vm_config {
@@ -117,6 +132,10 @@ int mv_share_stop(struct mv_share *s);
 int mv_share_pause(struct mv_share *s, int paused);
 /* Change the thread's rate (0 = no limit). -MV_EINVAL for NULL. */
 int mv_share_set_rate(struct mv_share *s, uint64_t pages_per_s);
+/* Change the thread's CPU share (cpu_share_pct: 0 or 100 = no limit); a
+ * running thread takes it from its next batch on. -MV_EINVAL for NULL or
+ * @pct above 100, nothing changed. Any thread. */
+int mv_share_set_cpu_share(struct mv_share *s, uint32_t pct);
 
 /* Scan on the calling thread, without rate limit, until a round ends in
  * which nothing changed (no page armed or skipped as volatile, merged,

@@ -1,5 +1,6 @@
-/* The scanner object: registered VMs, the background thread (SCHED_IDLE,
- * rate-limited) and the synchronous scan for tools and tests. */
+/* The scanner object: registered VMs, the background thread (SCHED_IDLE
+ * unless asked otherwise, paced by pace.c) and the synchronous scan for
+ * tools and tests. */
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -23,7 +24,8 @@ int mv_share_create(struct mv_host *host, const struct mv_share_config *cfg,
 	if (cfg)
 		c = *cfg;
 	if (!host || !out || c.max_sharing == 1 ||
-	    (c.cross_vm != 0 && c.cross_vm != 1))
+	    (c.cross_vm != 0 && c.cross_vm != 1) || c.cpu_share_pct > 100 ||
+	    (c.normal_priority != 0 && c.normal_priority != 1))
 		return -MV_EINVAL;
 	if (!c.max_sharing)
 		c.max_sharing = MV_SHARE_MAX_SHARING_DEFAULT;
@@ -142,62 +144,62 @@ int mv_share_vm_remove(struct mv_share *s, struct mv_vm *vm)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Sleep (lock held, released while waiting) until @deadline_ns or a
- * wake-up. */
-static void wait_until(struct mv_share *s, uint64_t deadline_ns)
+/* Sleep (lock held, released while waiting) until @deadline_ns, or until
+ * the thread is stopped or paused or its limits change. Callers' unlocks
+ * wake it on the way (lock.c): it goes back to sleep. */
+static void wait_until(struct mv_share *s, const struct pace *p,
+		       uint64_t deadline_ns)
 {
 	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull),
 			       (long)(deadline_ns % 1000000000ull) };
 
-	pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+	while (!s->stopping && !s->paused && s->nvms &&
+	       p->rate == s->cfg.rate_pages_per_s &&
+	       p->pct == s->cfg.cpu_share_pct &&
+	       pace_now_ns() < deadline_ns)
+		pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 
 static void *worker(void *arg)
 {
 	struct mv_share *s = arg;
 	struct sched_param sp = { 0 };
-	uint64_t t0 = now_ns(), pages = 0, rate = 0;
+	struct pace p;
 
-	if (!pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp)) {
+	if (!s->cfg.normal_priority &&
+	    !pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp)) {
 		pthread_mutex_lock(&s->lock);
 		s->st.idle_priority = 1;
 		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
+	pace_reset(&p, s->cfg.rate_pages_per_s, s->cfg.cpu_share_pct);
 	while (!s->stopping) {
+		uint64_t due;
 		uint32_t done;
 		int ended;
 
 		if (s->paused || !s->nvms) {
 			pthread_cond_wait(&s->wake, &s->lock);
-			t0 = now_ns();
-			pages = 0;
+			pace_reset(&p, s->cfg.rate_pages_per_s,
+				   s->cfg.cpu_share_pct);
 			continue;
 		}
-		if (rate != s->cfg.rate_pages_per_s) {
-			rate = s->cfg.rate_pages_per_s;
-			t0 = now_ns();
-			pages = 0;
-		}
+		if (p.rate != s->cfg.rate_pages_per_s ||
+		    p.pct != s->cfg.cpu_share_pct)
+			pace_reset(&p, s->cfg.rate_pages_per_s,
+				   s->cfg.cpu_share_pct);
 		/* A pool error (budget) is retried next batch: the budget may
 		 * grow again. */
 		scan_batch(s, BATCH, &done, &ended);
-		pages += done;
 		share_yield(s);
-		if (rate)
-			wait_until(s, t0 + pages * 1000000000ull / rate);
-		else if (ended && !s->last_armed)
+		due = pace_after_batch(&p, done);
+		if (!due && ended && !s->last_armed)
 			/* Nothing to do until pages change: look again in
 			 * 10 ms rather than spin. */
-			wait_until(s, now_ns() + 10000000ull);
+			due = pace_now_ns() + 10000000ull;
+		if (due)
+			wait_until(s, &p, due);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -250,6 +252,16 @@ int mv_share_pause(struct mv_share *s, int paused)
 	share_lock(s);
 	s->paused = paused;
 	pthread_cond_broadcast(&s->wake);
+	share_unlock(s);
+	return 0;
+}
+
+int mv_share_set_cpu_share(struct mv_share *s, uint32_t pct)
+{
+	if (!s || pct > 100)
+		return -MV_EINVAL;
+	share_lock(s);
+	s->cfg.cpu_share_pct = pct;
 	share_unlock(s);
 	return 0;
 }

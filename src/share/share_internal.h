@@ -38,6 +38,14 @@ struct sindex {
 	uint32_t nbuckets;       /* power of two */
 };
 
+/* The background thread's pace (pace.c). */
+struct pace {
+	uint64_t rate;           /* pages per second, 0: no limit */
+	uint32_t pct;            /* CPU share in percent, 0 or 100: none */
+	uint64_t t0, pages;      /* rate: since t0, @pages looked at */
+	uint64_t w0, c0;         /* share: window start, wall and CPU ns */
+};
+
 struct mv_share {
 	struct mv_host *host;
 	struct mv_share_config cfg;
@@ -65,6 +73,14 @@ struct mv_share {
 void share_lock(struct mv_share *s);
 void share_unlock(struct mv_share *s);
 void share_yield(struct mv_share *s);
+
+/* pace.c */
+uint64_t pace_now_ns(void);
+/* Start pacing afresh (also after a pause or a change of limits). */
+void pace_reset(struct pace *p, uint64_t rate, uint32_t pct);
+/* Account a batch of @pages: the monotonic time before which the next
+ * batch may not start, or 0 when it may start now. */
+uint64_t pace_after_batch(struct pace *p, uint32_t pages);
 
 /* index.c */
 void sindex_free(struct sindex *ix);

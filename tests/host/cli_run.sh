@@ -60,6 +60,27 @@ grep -Eq '^vcpu-dirty .*1024 cleared; the guest writes 8 pages .*: (8|9|1[0-9]) 
 grep -Eq '^vcpu-fb .*first harvest 16 pages.*finds 3 \(bitmap 0xe0, rows 4-6 .*then 0;' <<<"$out" \
   || fail "the framebuffer harvest did not find the 3 drawn pages"
 
+# The page-sharing steps: the saving grows while the guests write (0 when
+# the scan starts, then the kernel's 3 extra copies in 4 guests and their
+# 4 x 256 zero pages: 4096), the pages being written are skipped as
+# volatile, writes into shared pages break them (4 x 128), and every page
+# holds what its guest wrote last.
+grep -q '^share-boot 4 guests of 2048 pages' <<<"$out" || fail "no sharing guests"
+mapfile -t saving < <(sed -n 's/^share-scan .*(saving \([0-9]*\))$/\1/p' <<<"$out")
+[ "${#saving[@]}" -ge 3 ] || fail "expected several share-scan lines, got ${#saving[@]}"
+[ "${saving[0]}" = 0 ] || fail "the saving did not start at 0: ${saving[*]}"
+[ "${saving[-1]}" = 4096 ] || fail "the final saving is not 4096: ${saving[*]}"
+for ((i = 1; i < ${#saving[@]}; i++)); do
+  [ "${saving[i]}" -ge "${saving[i - 1]}" ] || fail "the saving fell: ${saving[*]}"
+done
+[ "${saving[1]}" -lt 4096 ] || fail "the saving did not grow step by step: ${saving[*]}"
+grep -Eq '^share-scan done after round [0-9]+: .* 4096 merged, 1024 zero pages reclaimed, [1-9][0-9]* skipped as volatile' <<<"$out" \
+  || fail "the scan did not end with every page merged and the working sets skipped"
+grep -Eq '^share-cow .*: 512 copy-on-write breaks, the guests. host pages 4096 -> 46[0-9][0-9]$' <<<"$out" \
+  || fail "writes into shared pages did not break 512 shares"
+grep -q '^share-end  every page of the 4 guests holds what it last wrote' <<<"$out" \
+  || fail "the sharing guests' pages were not verified"
+
 # Options.
 "$tool" run --help | grep -q '^usage: memvisor run' || fail "--help"
 small=$("$tool" run --vms 2 --pages 1024 --budget 0) || fail "small run failed"

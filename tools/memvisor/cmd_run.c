@@ -380,6 +380,13 @@ static int step_vcpus(struct demo *d)
 	return run_vcpu(d->host, guest_report, d);
 }
 
+/* ---- the page-sharing scanner while guests run (run_share.c) ----------- */
+
+static int step_scanner(struct demo *d)
+{
+	return run_share(d->host, guest_report, d);
+}
+
 /* ---- options and driver ------------------------------------------------- */
 
 /* The default budget: 7/8 of all guest RAM, so that the last VM to boot
@@ -514,7 +521,7 @@ static int run_main(int argc, char **argv)
 	static int (*const steps[])(struct demo *) = {
 		step_create, step_boot, step_balloon, step_share, step_retry,
 		step_shutdown, step_holes, step_defragment, step_verify,
-		step_guests, step_vcpus,
+		step_guests, step_vcpus, step_scanner,
 	};
 	struct demo d = { 0 };
 	int rc = parse_args(argc, argv, &d);

@@ -29,4 +29,9 @@ struct mv_vcpu;
 int run_dirty(struct mv_vm *vm, struct mv_vcpu *cpu, uint64_t kwin,
 	      uint64_t ram_pages, run_guest_report_fn fn, void *ctx);
 
+/* run_share.c: four guests that keep writing while the page-sharing
+ * scanner merges their pages (a line per round), then copy-on-write breaks
+ * and a check of every page. */
+int run_share(struct mv_host *host, run_guest_report_fn fn, void *ctx);
+
 #endif

@@ -13,20 +13,7 @@
 #define FB_PAGES 16u
 #define FB_STRIDE 5120u  /* 1280 x 32-bit pixels a row */
 
-static void say(run_guest_report_fn fn, void *ctx, const char *step,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void say(run_guest_report_fn fn, void *ctx, const char *step,
-		const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	fn(ctx, step, what);
-}
+#define say run_say
 
 static unsigned popcount(const uint64_t *b, unsigned words)
 {

@@ -28,19 +28,7 @@ struct guest_demo {
 	void *ctx;
 };
 
-static void say(struct guest_demo *g, const char *step, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(struct guest_demo *g, const char *step, const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	g->fn(g->ctx, step, what);
-}
+#define say(g, ...) run_say((g)->fn, (g)->ctx, __VA_ARGS__)
 
 /* Frame i of the VM's RAM: low range first, then high. */
 static uint64_t frame_gpa(const struct guest_demo *g, uint64_t i)

@@ -11,6 +11,11 @@
 typedef void (*run_guest_report_fn)(void *ctx, const char *step,
 				    const char *what);
 
+/* run_say.c: format one step's line (at most 511 bytes) and hand it to
+ * @fn. */
+void run_say(run_guest_report_fn fn, void *ctx, const char *step,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Two VMs with RAM below and above 4 GiB, a ROM and a device write, share
  * pages, copy on write, balloon and reset on @host; @pages of RAM each. */
 int run_guest(struct mv_host *host, uint64_t pages, run_guest_report_fn fn,

@@ -49,19 +49,7 @@ struct share_demo {
 	void *ctx;
 };
 
-static void say(struct share_demo *d, const char *step, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(struct share_demo *d, const char *step, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	d->fn(d->ctx, step, what);
-}
+#define say(d, ...) run_say((d)->fn, (d)->ctx, __VA_ARGS__)
 
 /* Page @i of guest @v after @ver rewrites: the kernel is the same in every
  * guest until a guest rewrites a page, zero pages are zeros. */

@@ -45,19 +45,7 @@ struct vcpu_demo {
 	void *ctx;
 };
 
-static void say(struct vcpu_demo *g, const char *step, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(struct vcpu_demo *g, const char *step, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	g->fn(g->ctx, step, what);
-}
+#define say(g, ...) run_say((g)->fn, (g)->ctx, __VA_ARGS__)
 
 static int put(struct vcpu_demo *g, uint64_t gpa, uint64_t val)
 {

@@ -67,7 +67,19 @@ static inline unsigned pg_perm(uint64_t and_bits, uint64_t or_bits)
 }
 
 /* The access-rights rules (SDM 4.6), shared by the walker and the shadow
- * MMU, which applies them to the rights a shadow PTE records. */
+ * MMU, which applies them to the rights a shadow PTE records. They read
+ * only the switches and PKRU of a context: the soft TLB fill varies
+ * EFLAGS.AC on these 8 bytes, not on a copy of the whole mv_paging. */
+struct pg_rights {
+	uint32_t sw;    /* MV_PG_SW_* */
+	uint32_t pkru;
+};
+
+static inline struct pg_rights pg_rights_of(const struct mv_paging *pg)
+{
+	return (struct pg_rights){ .sw = pg->sw, .pkru = pg->pkru };
+}
+
 static inline bool user_access(unsigned acc)
 {
 	return (acc & (MV_ACC_USER | MV_ACC_IMPLICIT)) == MV_ACC_USER;
@@ -75,31 +87,31 @@ static inline bool user_access(unsigned acc)
 
 /* Protection keys (SDM 4.6.2): data accesses to user-mode addresses in
  * IA-32e mode with CR4.PKE. WD stops supervisor writes only with CR0.WP. */
-static inline bool pkey_denies(const struct mv_paging *pg, unsigned acc,
-			unsigned perm, unsigned pkey)
+static inline bool pkey_denies(struct pg_rights r, unsigned acc,
+			       unsigned perm, unsigned pkey)
 {
-	unsigned kb = pg->pkru >> (2 * pkey);
+	unsigned kb = r.pkru >> (2 * pkey);
 
-	if (!(pg->sw & MV_PG_SW_PKE) || !(perm & MV_PERM_U) ||
+	if (!(r.sw & MV_PG_SW_PKE) || !(perm & MV_PERM_U) ||
 	    (acc & MV_ACC_FETCH))
 		return false;
 	if (kb & 1)
 		return true;
 	return (acc & MV_ACC_WRITE) && (kb & 2) &&
-	       (user_access(acc) || (pg->sw & MV_PG_SW_WP));
+	       (user_access(acc) || (r.sw & MV_PG_SW_WP));
 }
 
 /* SMAP blocks a supervisor data access to a user-mode address unless it is
  * explicit and EFLAGS.AC is set. */
-static inline bool smap_denies(const struct mv_paging *pg, unsigned acc)
+static inline bool smap_denies(struct pg_rights r, unsigned acc)
 {
-	return (pg->sw & MV_PG_SW_SMAP) &&
-	       ((acc & MV_ACC_IMPLICIT) || !(pg->sw & MV_PG_SW_AC));
+	return (r.sw & MV_PG_SW_SMAP) &&
+	       ((acc & MV_ACC_IMPLICIT) || !(r.sw & MV_PG_SW_AC));
 }
 
 /* The access rights of SDM 4.6.1 for the effective rights `perm`. */
-static inline bool rights_deny(const struct mv_paging *pg, unsigned acc,
-			unsigned perm)
+static inline bool rights_deny(struct pg_rights r, unsigned acc,
+			       unsigned perm)
 {
 	bool upage = perm & MV_PERM_U, writable = perm & MV_PERM_W;
 
@@ -107,13 +119,13 @@ static inline bool rights_deny(const struct mv_paging *pg, unsigned acc,
 		if (perm & MV_PERM_NX)
 			return true;
 		return user_access(acc) ? !upage
-					: upage && (pg->sw & MV_PG_SW_SMEP);
+					: upage && (r.sw & MV_PG_SW_SMEP);
 	}
 	if (user_access(acc))
 		return !upage || ((acc & MV_ACC_WRITE) && !writable);
-	if ((acc & MV_ACC_WRITE) && !writable && (pg->sw & MV_PG_SW_WP))
+	if ((acc & MV_ACC_WRITE) && !writable && (r.sw & MV_PG_SW_WP))
 		return true;
-	return upage && smap_denies(pg, acc);
+	return upage && smap_denies(r, acc);
 }
 
 #endif

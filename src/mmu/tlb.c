@@ -7,7 +7,7 @@
  * TLB keeps supervisor accesses with and without AC apart). */
 #include "mmu/shadow.h"
 
-static bool deny(const struct mv_paging *pg, uint64_t spte, unsigned acc)
+static bool deny(struct pg_rights r, uint64_t spte, unsigned acc)
 {
 	unsigned perm = spte_perm(spte);
 
@@ -15,13 +15,13 @@ static bool deny(const struct mv_paging *pg, uint64_t spte, unsigned acc)
 	 * key 0 is ever cached in one (install_mmio). */
 	unsigned key = spte_is_mmio(spte) ? 0 : spte_pkey(spte);
 
-	return rights_deny(pg, acc, perm) || pkey_denies(pg, acc, perm, key);
+	return rights_deny(r, acc, perm) || pkey_denies(r, acc, perm, key);
 }
 
 /* May @acc go through this leaf (or MMIO SPTE) without a guest walk? */
 bool leaf_allows(const struct mv_vcpu *v, uint64_t spte, unsigned acc)
 {
-	if (deny(&v->pg, spte, acc))
+	if (deny(pg_rights_of(&v->pg), spte, acc))
 		return false;
 	if (!(acc & MV_ACC_WRITE))
 		return true;
@@ -59,7 +59,7 @@ void tlb_fill(struct mv_vcpu *v, uint64_t va, uint64_t gpa, uint64_t spte,
 {
 	struct mv_tlb *t = &v->tlb;
 	unsigned cls = mv_tlb_class(t, acc);
-	struct mv_paging pg = v->pg;
+	struct pg_rights r = pg_rights_of(&v->pg);
 	uint64_t page = va & t->va_mask & ~(uint64_t)(MV_PAGE_SIZE - 1);
 	unsigned i = (page >> MV_PAGE_SHIFT) & (MV_TLB_SIZE - 1);
 	struct mv_tlb_entry *e = &t->e[cls][i];
@@ -73,12 +73,12 @@ void tlb_fill(struct mv_vcpu *v, uint64_t va, uint64_t gpa, uint64_t spte,
 		spte |= SPTE_D;
 	}
 	if (cls == MV_TLB_SUP_AC)
-		pg.sw |= MV_PG_SW_AC;
-	e->tag[MV_TLB_READ] = deny(&pg, spte, base) ? MV_TLB_INVALID : page;
-	e->tag[MV_TLB_FETCH] = deny(&pg, spte, base | MV_ACC_FETCH)
+		r.sw |= MV_PG_SW_AC;
+	e->tag[MV_TLB_READ] = deny(r, spte, base) ? MV_TLB_INVALID : page;
+	e->tag[MV_TLB_FETCH] = deny(r, spte, base | MV_ACC_FETCH)
 				       ? MV_TLB_INVALID : page;
 	e->tag[MV_TLB_WRITE] = (spte & SPTE_SW_WRITABLE) && (spte & SPTE_D) &&
-			       !deny(&pg, spte, base | MV_ACC_WRITE)
+			       !deny(r, spte, base | MV_ACC_WRITE)
 				       ? page : MV_TLB_INVALID;
 	e->addend = (uint64_t)(uintptr_t)host - page;
 	v->entry_gpa[cls][i] = gpa & ~(uint64_t)(MV_PAGE_SIZE - 1);

@@ -86,9 +86,9 @@ static int finish(const struct mv_paging *pg, const struct mv_gmem *gm,
 	w->perm = (uint8_t)perm;
 	w->pkey = pg->mode >= MV_PAGING_LONG4 ? (uint8_t)((e >> 59) & 15) : 0;
 	w->memtype = (uint8_t)(((e & pat) ? 4 : 0) | ((e >> 3) & 3));
-	bool pk = pkey_denies(pg, acc, perm, w->pkey);
+	bool pk = pkey_denies(pg_rights_of(pg), acc, perm, w->pkey);
 
-	if (pk || rights_deny(pg, acc, perm))
+	if (pk || rights_deny(pg_rights_of(pg), acc, perm))
 		return fault(w, level, access_bits(pg, acc) | MV_PF_P |
 				       (pk ? MV_PF_PK : 0));
 	if (!(acc & MV_ACC_NO_AD) && gm->cmpxchg) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # memvisor run, guest-physical steps: VMs write (first touch), share frames
-# explicitly, break a share by copy-on-write, balloon, reset, and the
-# measured RSS follows: it falls at the balloon and at the reset.
+# explicitly, break a share by copy-on-write, balloon, reset, and what the
+# kernel holds for the pool (its memfd's allocated blocks, not the
+# process's RSS) follows: it falls at the balloon and at the reset.
 set -u
 tool=$1
 fail() { echo "cli_run_phys: $*" >&2; exit 1; }
@@ -19,17 +20,22 @@ check_run() {
     || fail "copy-on-write not shown"
   grep -q "^vm-reset .*$((2 * half)) RAM pages ZERO again" <<<"$out" \
     || fail "reset not shown"
-  # RSS after each guest step, in order (the vCPU steps follow).
-  mapfile -t rss < <(sed -n '/^vm-create/,/^vcpu-boot/p' <<<"$out" \
-                     | sed -n 's/.*| rss \([0-9]*\) KiB.*/\1/p')
-  [ "${#rss[@]}" = 7 ] || fail "expected 7 guest RSS figures, got ${#rss[@]}"
-  local create=${rss[0]} write=${rss[1]} cow=${rss[3]} balloon=${rss[4]}
-  local reset=${rss[5]} end=${rss[6]}
+  # The pool memfd's KiB after each guest step, in order (the vCPU steps
+  # follow).
+  mapfile -t held < <(sed -n '/^vm-create/,/^vcpu-boot/p' <<<"$out" \
+                      | sed -n 's/.*| pool memfd \([0-9]*\) KiB.*/\1/p')
+  [ "${#held[@]}" = 7 ] \
+    || fail "expected 7 guest pool memfd figures, got ${#held[@]}"
+  local create=${held[0]} write=${held[1]} cow=${held[3]} balloon=${held[4]}
+  local reset=${held[5]} end=${held[6]}
   [ $((write - create)) -ge $((pages * 4 / 2)) ] \
-    || fail "RSS did not rise with the guests' writes: ${rss[*]}"
-  [ $((cow - balloon)) -ge 2048 ] || fail "RSS did not fall at the balloon: ${rss[*]}"
-  [ $((balloon - reset)) -ge 2048 ] || fail "RSS did not fall at the reset: ${rss[*]}"
-  [ "$end" -lt "$write" ] || fail "RSS did not fall after destroy: ${rss[*]}"
+    || fail "pool memory did not rise with the guests' writes: ${held[*]}"
+  [ $((cow - balloon)) -ge 2048 ] \
+    || fail "pool memory did not fall at the balloon: ${held[*]}"
+  [ $((balloon - reset)) -ge 2048 ] \
+    || fail "pool memory did not fall at the reset: ${held[*]}"
+  [ "$end" -lt "$write" ] \
+    || fail "pool memory did not fall after destroy: ${held[*]}"
 }
 
 out=$("$tool" run) || fail "memvisor run failed: $out"

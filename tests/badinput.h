@@ -9,6 +9,7 @@
 #define MV_TESTS_BADINPUT_H
 
 #include <limits.h>
+#include <string.h>
 
 #include <memvisor/error.h>
 
@@ -46,5 +47,37 @@ static inline void badinput_expect(const char *name, int rc, int want)
 		fail_msg("%s: got %d (%s), want %d (%s)", name, rc,
 			 mv_strerror(rc), want, mv_strerror(want));
 }
+
+/* The loop over a table whose state compares as bytes: every case runs
+ * between snap(&before) and snap(&after) (struct snapshot and snap() in
+ * scope, with the runner run_case), @after_call runs right after the call
+ * (a statement: undo what a refused call may legally write, such as an
+ * out parameter), the result must be the table's and the snapshots equal
+ * (a refused call changes nothing), then @check runs (a statement: a
+ * consistency check of the fixture). Checks it ran BADINPUT_NCASES. */
+#define BADINPUT_RUN_ALL(after_call, check)                                \
+	do {                                                               \
+		const char *badinput_nm = "";                              \
+		int badinput_w = 0, badinput_n;                            \
+		for (badinput_n = 0;; badinput_n++) {                      \
+			struct snapshot badinput_b, badinput_a;            \
+			int badinput_rc;                                   \
+			snap(&badinput_b);                                 \
+			badinput_rc = run_case(badinput_n, &badinput_nm,   \
+					       &badinput_w);               \
+			if (badinput_rc == BADINPUT_END)                   \
+				break;                                     \
+			after_call;                                        \
+			badinput_expect(badinput_nm, badinput_rc,          \
+					badinput_w);                       \
+			snap(&badinput_a);                                 \
+			if (memcmp(&badinput_b, &badinput_a,               \
+				   sizeof(badinput_b)))                    \
+				fail_msg("%s changed something",           \
+					 badinput_nm);                     \
+			check;                                             \
+		}                                                          \
+		assert_int_equal(badinput_n, BADINPUT_NCASES);             \
+	} while (0)
 
 #endif

@@ -28,15 +28,6 @@ static atomic_int stop, running;
 static struct mv_vcpu *ring_cpu;
 static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void long_mode(struct mv_vcpu *v)
-{
-	struct mv_cpu_regs r = {
-		.cr0 = MV_CR0_PE | MV_CR0_PG | MV_CR0_WP, .cr4 = MV_CR4_PAE,
-		.efer = MV_EFER_LME | MV_EFER_LMA | MV_EFER_NXE, .cr3 = CR3 };
-
-	assert_int_equal(mv_vcpu_set_regs(v, &r), 0);
-}
-
 struct writer {
 	unsigned seed, first_gfn, word_lo, word_hi;
 	bool phys, ring;
@@ -50,7 +41,7 @@ static void *write_loop(void *arg)
 
 	if (!w->phys) {
 		assert_int_equal(mv_vcpu_create(F.vm, NULL, &v), 0);
-		long_mode(v);
+		vf_cpu_long_mode(v, CR3);
 		if (w->ring) {
 			assert_int_equal(mv_vcpu_dirty_ring_enable(v, 64), 0);
 			pthread_mutex_lock(&ring_lock);
@@ -184,8 +175,7 @@ static void concurrent_no_missed_write(void **state)
 	unsigned long fp = 0;
 
 	(void)state;
-	vf_init(&F, NULL, NULL);
-	CR3 = vf_new_table(&F);
+	CR3 = vf_setup(&F);
 	for (unsigned i = 0; i < 2 * NP; i++)
 		vf_map4k(&F, CR3, VA + i * 4096ull, (G0 + i) * 4096ull, P_W_U);
 	assert_int_equal(mv_dirty_log_enable(F.vm, G0, NP, 0, &s0), 0);
@@ -239,14 +229,13 @@ static void framebuffer_no_missed_write(void **state)
 
 	(void)state;
 	atomic_store(&stop, 0);
-	vf_init(&F, NULL, NULL);
-	CR3 = vf_new_table(&F);
+	CR3 = vf_setup(&F);
 	for (unsigned i = 0; i < NP; i++) {
 		gfns[i] = G0 + i;
 		vf_map4k(&F, CR3, VA + i * 4096ull, gfns[i] * 4096ull, P_W_U);
 	}
 	assert_int_equal(mv_vcpu_create(F.vm, NULL, &cpu), 0);
-	long_mode(cpu);
+	vf_cpu_long_mode(cpu, CR3);
 	fc = (struct mv_fb_config){ .gfns = gfns, .npages = NP, .va = VA,
 				    .vcpu = cpu };
 	assert_int_equal(mv_fb_register(F.vm, &fc, &id), 0);

@@ -49,14 +49,11 @@ static uint64_t now_ns(void)
 static void *vcpu_thread(void *arg)
 {
 	struct script *s = arg;
-	struct mv_cpu_regs r = {
-		.cr0 = MV_CR0_PE | MV_CR0_PG | MV_CR0_WP, .cr4 = MV_CR4_PAE,
-		.efer = MV_EFER_LME | MV_EFER_LMA | MV_EFER_NXE, .cr3 = CR3 };
 	struct mv_xlate x;
 	uint64_t one = 1, t0;
 
 	assert_int_equal(mv_vcpu_create(F.vm, NULL, &s->v), 0);
-	assert_int_equal(mv_vcpu_set_regs(s->v, &r), 0);
+	vf_cpu_long_mode(s->v, CR3);
 	if (s->ring)
 		assert_int_equal(mv_vcpu_dirty_ring_enable(s->v, 16), 0);
 	/* The first write marks the page; the second maps it writable. */
@@ -114,8 +111,7 @@ static void run(bool ring)
 	uint64_t bits = 0, after = 1;
 	pthread_t t;
 
-	vf_init(&F, NULL, NULL);
-	CR3 = vf_new_table(&F);
+	CR3 = vf_setup(&F);
 	vf_map4k(&F, CR3, VA, GFN * MV_PAGE_SIZE, P_W_U);
 	assert_int_equal(mv_dirty_log_enable(F.vm, GFN, 1, 0, &s.slot), 0);
 	assert_int_equal(pthread_create(&t, NULL, vcpu_thread, &s), 0);

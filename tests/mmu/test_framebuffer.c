@@ -23,8 +23,7 @@ static void fbt_init(struct fbt *t)
 {
 	struct mv_fb_config c;
 
-	vf_init(&t->f, NULL, NULL);
-	t->cr3 = vf_new_table(&t->f);
+	t->cr3 = vf_setup(&t->f);
 	for (unsigned i = 0; i < NP; i++) {
 		t->gfns[i] = i < NP / 2 ? 0x200 + i : 0x400 - i;
 		t->leaf[i] = vf_map4k(&t->f, t->cr3, FB_VA + i * 0x1000ull,

@@ -13,8 +13,7 @@ static void demand_fill_then_tlb_hit(void **state)
 	uint64_t cr3;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, 0x5000, P_W_U);
 	vf_long_mode(&f, cr3);
 	vf_put(&f, 0x5008, 0x1122334455667788ull);
@@ -38,8 +37,7 @@ static void guest_fault_has_exact_error_code(void **state)
 	uint64_t cr3;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, 0x5000, MV_PTE_P);  /* supervisor, read-only */
 	vf_long_mode(&f, cr3);
 	assert_int_equal(mv_vcpu_translate(f.cpu, VA, MV_ACC_USER, &x),
@@ -63,8 +61,7 @@ static void first_write_sets_dirty(void **state)
 	uint64_t cr3, leaf, val = 42;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	leaf = vf_map4k(&f, cr3, VA, 0x6000, P_W_U);
 	vf_long_mode(&f, cr3);
 	vf_put(&f, 0x6000, 1);  /* private: only the clean PTE stops writes */
@@ -87,8 +84,7 @@ static void table_write_through_vcpu_is_emulated(void **state)
 	struct mv_mmu_stats ms;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	leaf = vf_map4k(&f, cr3, VA, 0x7000, P_W_U);
 	/* map the leaf table itself at tva, writable */
 	vf_map4k(&f, cr3, tva, leaf & ~0xfffull, P_W_U);
@@ -117,8 +113,7 @@ static void mmio_spte_caches_the_device(void **state)
 	struct mv_vcpu_stats st;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, VF_MMIO_GPA, P_W_U | MV_PTE_D);
 	vf_long_mode(&f, cr3);
 	memcpy(f.dev + 8, "abcdefgh", 8);

@@ -13,8 +13,7 @@ static void global_needs_pge_when_the_tlb_is_filled(void **state)
 	uint64_t cr3, cr3b, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	cr3b = vf_new_table(&f);
 	vf_map4k(&f, cr3, VA, 0x5000,
 		 MV_PTE_P | MV_PTE_W | MV_PTE_A | MV_PTE_D | MV_PTE_G);

@@ -10,25 +10,6 @@
 #define FRAME VF_HIGH_GPA
 #define P_W_U_A_D (MV_PTE_P | MV_PTE_W | MV_PTE_U | MV_PTE_A | MV_PTE_D)
 
-/* A 2 MiB page @va -> FRAME in the 4-level tables at @cr3. */
-static void map2m(struct vf *f, uint64_t cr3, uint64_t va, uint64_t flags)
-{
-	uint64_t table = cr3;
-
-	for (unsigned level = 4; level > 2; level--) {
-		uint64_t eg = table + ((va >> (12 + 9 * (level - 1))) & 511) * 8;
-		uint64_t e = vf_get(f, eg);
-
-		if (!(e & MV_PTE_P)) {
-			e = vf_new_table(f) | MV_PTE_P | MV_PTE_W | MV_PTE_U;
-			vf_put(f, eg, e);
-		}
-		table = e & 0x000ffffffffff000ull;
-	}
-	vf_put(f, table + ((va >> 21) & 511) * 8,
-	       FRAME | flags | MV_PTE_PS);
-}
-
 static void pkey_of_each_large_page(void **state)
 {
 	struct vf f;
@@ -36,10 +17,9 @@ static void pkey_of_each_large_page(void **state)
 	uint64_t cr3, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
-	map2m(&f, cr3, VA_A, P_W_U_A_D | (1ull << 59));  /* key 1 */
-	map2m(&f, cr3, VA_B, P_W_U_A_D);                 /* key 0 */
+	cr3 = vf_setup(&f);
+	vf_map2m(&f, cr3, VA_A, FRAME, P_W_U_A_D | (1ull << 59));  /* key 1 */
+	vf_map2m(&f, cr3, VA_B, FRAME, P_W_U_A_D);                 /* key 0 */
 	vf_long_mode(&f, cr3);
 	assert_int_equal(mv_vcpu_set_reg(f.cpu, MV_REG_CR4,
 					 MV_CR4_PAE | MV_CR4_PKE), 0);
@@ -70,12 +50,11 @@ static void global_bit_of_each_large_page(void **state)
 	uint64_t cr3, cr3b, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	cr3b = vf_new_table(&f);
-	map2m(&f, cr3, VA_A, P_W_U_A_D | MV_PTE_G);
-	map2m(&f, cr3, VA_B, P_W_U_A_D);
-	map2m(&f, cr3b, VA_A, P_W_U_A_D | MV_PTE_G);  /* the kernel's */
+	vf_map2m(&f, cr3, VA_A, FRAME, P_W_U_A_D | MV_PTE_G);
+	vf_map2m(&f, cr3, VA_B, FRAME, P_W_U_A_D);
+	vf_map2m(&f, cr3b, VA_A, FRAME, P_W_U_A_D | MV_PTE_G);  /* the kernel's */
 	vf_long_mode(&f, cr3);
 	assert_int_equal(mv_vcpu_set_reg(f.cpu, MV_REG_CR4,
 					 MV_CR4_PAE | MV_CR4_PGE), 0);
@@ -105,10 +84,9 @@ static void dirty_bit_of_each_large_page(void **state)
 	uint64_t cr3, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
-	map2m(&f, cr3, VA_A, MV_PTE_P | MV_PTE_U | MV_PTE_A | MV_PTE_D);
-	map2m(&f, cr3, VA_B, MV_PTE_P | MV_PTE_U);
+	cr3 = vf_setup(&f);
+	vf_map2m(&f, cr3, VA_A, FRAME, MV_PTE_P | MV_PTE_U | MV_PTE_A | MV_PTE_D);
+	vf_map2m(&f, cr3, VA_B, FRAME, MV_PTE_P | MV_PTE_U);
 	vf_long_mode(&f, cr3);
 	assert_int_equal(mv_vcpu_set_reg(f.cpu, MV_REG_CR0,
 					 MV_CR0_PE | MV_CR0_PG), 0);

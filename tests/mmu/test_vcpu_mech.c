@@ -107,8 +107,7 @@ static void cached_roots_rebuild_nothing(void **state)
 	uint64_t a, b;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	a = vf_new_table(&f);
+	a = vf_setup(&f);
 	b = vf_new_table(&f);
 	vf_map4k(&f, a, VA, 0x5000, P_W_U);
 	vf_map4k(&f, b, VA, 0x6000, P_W_U);
@@ -261,8 +260,7 @@ static void mmio_generation_bump_and_wrap(void **state)
 	uint64_t cr3, v;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, VF_MMIO_GPA, P_W_U | MV_PTE_D);
 	vf_map4k(&f, cr3, VA + 0x1000, 0x9000, P_W_U);
 	vf_long_mode(&f, cr3);

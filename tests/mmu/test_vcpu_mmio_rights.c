@@ -14,8 +14,7 @@ static void mmio_write_with_wp_clear_sets_dirty(void **state)
 	uint64_t cr3, leaf, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	leaf = vf_map4k(&f, cr3, VA, VF_MMIO_GPA, MV_PTE_P | MV_PTE_U);
 	vf_long_mode(&f, cr3);
 	assert_int_equal(mv_vcpu_set_reg(f.cpu, MV_REG_CR0,
@@ -38,8 +37,7 @@ static void mmio_page_keeps_its_protection_key(void **state)
 	uint64_t cr3, val = 0;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, VF_MMIO_GPA,
 		 MV_PTE_P | MV_PTE_W | MV_PTE_U | MV_PTE_A | MV_PTE_D |
 		 (1ull << 59));

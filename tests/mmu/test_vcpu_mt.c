@@ -109,18 +109,6 @@ static void build_tables(struct mv_vm *vm)
 		put(vm, PT + 8 * i, ((DATA_GFN + i) << MV_PAGE_SHIFT) | P_W_U);
 }
 
-static void long_mode(struct mv_vcpu *cpu)
-{
-	struct mv_cpu_regs r = {
-		.cr0 = MV_CR0_PE | MV_CR0_PG | MV_CR0_WP,
-		.cr4 = MV_CR4_PAE,
-		.efer = MV_EFER_LME | MV_EFER_LMA | MV_EFER_NXE,
-		.cr3 = PML4,
-	};
-
-	assert_int_equal(mv_vcpu_set_regs(cpu, &r), 0);
-}
-
 static unsigned rnd(unsigned *seed, unsigned n)
 {
 	return (unsigned)rand_r(seed) % n;
@@ -332,7 +320,7 @@ static void *writer_main(void *arg)
 	struct writer *w = arg;
 
 	assert_int_equal(mv_vcpu_create(w->t->f.vm, NULL, &w->cpu), 0);
-	long_mode(w->cpu);
+	vf_cpu_long_mode(w->cpu, PML4);
 	for (unsigned it = 0; (it < ITERS ||
 			       atomic_load(&w->t->churn_ops) < CHURN_OPS) &&
 			      !w->err[0]; it++) {
@@ -540,7 +528,7 @@ static void *churn_main(void *arg)
  * and through a fresh vCPU. */
 static void final_check(struct mt *t)
 {
-	long_mode(t->f.cpu);
+	vf_cpu_long_mode(t->f.cpu, PML4);
 	for (unsigned w = 0; w < WRITERS; w++)
 		for (unsigned pair = 0; pair < NPAIRS; pair++)
 			check_pair(&t->w[w], t->f.cpu, pair);
@@ -659,7 +647,7 @@ static void *dev_writer_main(void *arg)
 		FAIL(d->err, "vcpu create");
 		return NULL;
 	}
-	long_mode(d->cpu);
+	vf_cpu_long_mode(d->cpu, PML4);
 	struct mv_tlb *tlb = mv_vcpu_tlb(d->cpu);
 
 	for (unsigned round = 1; !atomic_load(&d->stop) && !d->err[0];
@@ -789,7 +777,7 @@ static void *inv_main(void *arg)
 	 * round changes nothing (shadow hits). */
 	for (unsigned pass = 0; pass < 4; pass++) {
 		if (cpu && pass == c->id)
-			long_mode(cpu);
+			vf_cpu_long_mode(cpu, PML4);
 		if (cpu && pass % 2 == c->id &&
 		    (mv_vcpu_translate(cpu, a, 0, &x) != MV_VCPU_OK ||
 		     mv_vcpu_translate(cpu, b, 0, &x) != MV_VCPU_OK))
@@ -887,7 +875,7 @@ static void *flip_main(void *arg)
 		atomic_store(&c->done, true);
 		return NULL;
 	}
-	long_mode(cpu);
+	vf_cpu_long_mode(cpu, PML4);
 	for (uint64_t i = 1; i <= FLIP_ROUNDS && !c->err[0]; i++) {
 		if (mv_vcpu_write(cpu, va_of(0, 0, 0), &i, 8, 0, &f))
 			FAIL(c->err, "vcpu write");

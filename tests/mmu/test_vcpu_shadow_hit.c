@@ -20,8 +20,7 @@ static void miss_after_flush_is_a_shadow_hit(void **state)
 	uint64_t cr3, val;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, 0x5000, P_W_U | MV_PTE_D);
 	vf_long_mode(&f, cr3);
 	vf_put(&f, 0x5000, 77);
@@ -83,8 +82,7 @@ static void other_vcpu_hit_flushes_nobody(void **state)
 	uint64_t cr3, val;
 
 	(void)state;
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA, 0x5000, P_W_U | MV_PTE_D);
 	vf_map4k(&f, cr3, VA2, 0x6000, P_W_U | MV_PTE_D);
 	vf_put(&f, 0x6000, 1);  /* private: the leaf can be writable */

@@ -51,17 +51,13 @@ static void one(unsigned m, unsigned acc)
 	bool ok = data_allowed(smap, ac, upage, acc);
 	int rc;
 
-	vf_init(&f, NULL, NULL);
-	cr3 = vf_new_table(&f);
+	cr3 = vf_setup(&f);
 	vf_map4k(&f, cr3, VA_U, GPA, MV_PTE_P | MV_PTE_W | MV_PTE_U);
 	vf_map4k(&f, cr3, VA_S, GPA + 4096, MV_PTE_P | MV_PTE_W);
-	struct mv_cpu_regs r = {
-		.cr0 = MV_CR0_PE | MV_CR0_PG | MV_CR0_WP,
-		.cr4 = MV_CR4_PAE | (smap ? MV_CR4_SMAP : 0) |
-		       (smep ? MV_CR4_SMEP : 0),
-		.efer = MV_EFER_LME | MV_EFER_LMA | MV_EFER_NXE,
-		.cr3 = cr3, .rflags = ac ? MV_RFLAGS_AC : 0,
-	};
+	struct mv_cpu_regs r = vf_long_regs(cr3);
+
+	r.cr4 |= (smap ? MV_CR4_SMAP : 0) | (smep ? MV_CR4_SMEP : 0);
+	r.rflags = ac ? MV_RFLAGS_AC : 0;
 
 	assert_int_equal(mv_vcpu_set_regs(f.cpu, &r), 0);
 	rc = mv_vcpu_write(f.cpu, va, &val, 8, acc, NULL);

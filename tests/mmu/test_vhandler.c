@@ -58,8 +58,7 @@ static void vt_init(struct vt *t, enum mv_vhandler_kind kind, int result)
 
 	memset(&t->log, 0, sizeof(t->log));
 	t->log.result = result;
-	vf_init(&t->f, NULL, NULL);
-	t->cr3 = vf_new_table(&t->f);
+	t->cr3 = vf_setup(&t->f);
 	for (unsigned i = 0; i < 4; i++)
 		t->leaf[i] = vf_map4k(&t->f, t->cr3, VA + i * 0x1000ull,
 				      (0x300 + i) << 12, P_W_U);
@@ -256,8 +255,7 @@ static void no_write_escapes(void **state)
 	memset(&t.log, 0, sizeof(t.log));
 	t.log.result = MV_VHANDLER_PROCEED;
 	c.opaque = &t.log;
-	vf_init(&t.f, NULL, NULL);
-	t.cr3 = vf_new_table(&t.f);
+	t.cr3 = vf_setup(&t.f);
 	for (unsigned i = 0; i < 16; i++) {
 		frame[i] = 0x400 + i % 8;
 		leaf[i] = vf_map4k(&t.f, t.cr3, VA + i * 0x1000ull,

@@ -103,15 +103,23 @@ static inline uint64_t vf_new_table(struct vf *f)
 	return t;
 }
 
-/* Map the 4 KiB page @va -> @gpa in the 4-level tables at @cr3 with
- * @flags on the leaf (upper levels get P|W|U). Returns the leaf's gpa. */
-static inline uint64_t vf_map4k(struct vf *f, uint64_t cr3, uint64_t va,
-				uint64_t gpa, uint64_t flags)
+/* The default fixture (no host or MMU configuration) and an empty PML4
+ * for it: returns the PML4's gpa, the CR3 of the tests' address space. */
+static inline uint64_t vf_setup(struct vf *f)
+{
+	vf_init(f, NULL, NULL);
+	return vf_new_table(f);
+}
+
+/* The gpa of @va's entry in its table at @level (1: the PT) of the
+ * 4-level tables at @cr3; missing tables above it are made (P|W|U). */
+static inline uint64_t vf_entry(struct vf *f, uint64_t cr3, uint64_t va,
+				unsigned level)
 {
 	uint64_t table = cr3;
 
-	for (unsigned level = 4; level > 1; level--) {
-		uint64_t eg = table + ((va >> (12 + 9 * (level - 1))) & 511) * 8;
+	for (unsigned l = 4; l > level; l--) {
+		uint64_t eg = table + ((va >> (12 + 9 * (l - 1))) & 511) * 8;
 		uint64_t e = vf_get(f, eg);
 
 		if (!(e & MV_PTE_P)) {
@@ -120,22 +128,52 @@ static inline uint64_t vf_map4k(struct vf *f, uint64_t cr3, uint64_t va,
 		}
 		table = e & 0x000ffffffffff000ull;
 	}
-	uint64_t leaf = table + ((va >> 12) & 511) * 8;
+	return table + ((va >> (12 + 9 * (level - 1))) & 511) * 8;
+}
+
+/* Map the 4 KiB page @va -> @gpa in the 4-level tables at @cr3 with
+ * @flags on the leaf (upper levels get P|W|U). Returns the leaf's gpa. */
+static inline uint64_t vf_map4k(struct vf *f, uint64_t cr3, uint64_t va,
+				uint64_t gpa, uint64_t flags)
+{
+	uint64_t leaf = vf_entry(f, cr3, va, 1);
 
 	vf_put(f, leaf, gpa | flags);
 	return leaf;
 }
 
-static inline void vf_long_mode(struct vf *f, uint64_t cr3)
+/* The same for a 2 MiB page (PS is added to @flags). */
+static inline uint64_t vf_map2m(struct vf *f, uint64_t cr3, uint64_t va,
+				uint64_t gpa, uint64_t flags)
 {
-	struct mv_cpu_regs r = {
+	uint64_t leaf = vf_entry(f, cr3, va, 2);
+
+	vf_put(f, leaf, gpa | flags | MV_PTE_PS);
+	return leaf;
+}
+
+/* 4-level paging with CR0.WP and EFER.NXE on the tables at @cr3: the
+ * registers, to change before use, or set on any vCPU. */
+static inline struct mv_cpu_regs vf_long_regs(uint64_t cr3)
+{
+	return (struct mv_cpu_regs){
 		.cr0 = MV_CR0_PE | MV_CR0_PG | MV_CR0_WP,
 		.cr4 = MV_CR4_PAE,
 		.efer = MV_EFER_LME | MV_EFER_LMA | MV_EFER_NXE,
 		.cr3 = cr3,
 	};
+}
 
-	assert_int_equal(mv_vcpu_set_regs(f->cpu, &r), 0);
+static inline void vf_cpu_long_mode(struct mv_vcpu *v, uint64_t cr3)
+{
+	struct mv_cpu_regs r = vf_long_regs(cr3);
+
+	assert_int_equal(mv_vcpu_set_regs(v, &r), 0);
+}
+
+static inline void vf_long_mode(struct vf *f, uint64_t cr3)
+{
+	vf_cpu_long_mode(f->cpu, cr3);
 }
 
 #endif

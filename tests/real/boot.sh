@@ -6,14 +6,18 @@
 #   boot.sh long5   amd64 kernel, -cpu max, 3G, pti=on     -> long5, long5-user
 #   boot.sh legacy  i386 686 kernel, -cpu qemu64, 512M     -> capture legacy
 #   boot.sh pae     i386 686-pae kernel, -cpu max, 512M    -> capture pae
+#   boot.sh dedup   four guests of 256M, RAM only          -> dedup-1..dedup-4
 # Each capture directory (cache/captures/<guest id>/<name>/) holds
-#   ram.img    guest RAM from GPA 0 (512M or 3G: one flat range below the
-#              PCI hole)
+#   ram.img    guest RAM from GPA 0 (256M, 512M or 3G: one flat range below
+#              the PCI hole)
 #   regs.txt   `info registers`;  cr.env  CR0/CR3/CR4/EFER/CPL/RIP parsed
 #   tlb.txt    `info tlb`: every present leaf of the page table at CR3
 #   gva.txt    "<va> <page va from tlb.txt or -> <gva2gpa answer>" samples
 #   about.txt  which process and privilege level CR3 was captured in
-# A capture directory is complete once it has its "done" file.
+# (a dedup capture holds only ram.img and about.txt: the page-sharing
+# test and benchmark need the memory, not the page tables).
+# A capture directory is complete once it has its "done" file. The dedup
+# captures go to cache/dedup/<guest id>/ instead.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -282,20 +286,64 @@ guest_pae()
 		"" "4K 2M"
 }
 
+# The page-sharing images: four guests booted to the marker, stopped, RAM
+# copied. The mix is the one a host of small VMs sees: the amd64 kernel
+# twice (on qemu64 and on max: the same kernel and initramfs, but the boot
+# patches its code for the CPU's features (alternatives) and KASLR places
+# it anew, so not every page matches), and the 686 and 686-pae kernels (a
+# kernel of their own each, sharing with the others mostly the i386
+# busybox and zero-filled memory). Four boots of one kernel would only
+# measure KASLR; this mix gives sharing within a guest, between identical
+# kernels and between different ones. No kernel options but the console.
+dedup_one()
+{
+	local n=$1 cpu=$2 what=$3 dir
+	start_qemu "$cpu" 256 ""
+	wait_marker
+	mon stop > /dev/null
+	dir=$OUT/dedup-$n
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	cp --sparse=always "$WORK/ram" "$dir/ram.img"
+	echo "$what, -cpu $cpu, 256M, no kernel options but the serial console: stopped right after the init's marker line ($(grep -a 'MEMVISOR-READY' "$WORK/serial.log" | tr -d '\r'))" \
+		> "$dir/about.txt"
+	quit_qemu
+	touch "$dir/done"
+	log "capture dedup-$n: $(cat "$dir/about.txt")"
+}
+
+guest_dedup()
+{
+	KERNEL=$KERNEL_64 INITRD=$INITRD_64
+	dedup_one 1 qemu64 "amd64 cloud kernel $(basename "$KERNEL")"
+	dedup_one 2 max "amd64 cloud kernel $(basename "$KERNEL")"
+	KERNEL=$KERNEL_686 INITRD=$INITRD_32
+	dedup_one 3 qemu64 "i386 kernel $(basename "$KERNEL")"
+	KERNEL=$KERNEL_PAE INITRD=$INITRD_32
+	dedup_one 4 max "i386 kernel $(basename "$KERNEL")"
+}
+
+quit_qemu()
+{
+	printf 'quit\n' | timeout 10 socat - "UNIX-CONNECT:$WORK/mon.sock" > /dev/null 2>&1 || true
+	wait "$QEMU_PID" 2>/dev/null || true
+	QEMU_PID=
+	[ -n "${MV_REAL_KEEP:-}" ] || rm -rf "$WORK"
+	WORK=
+}
+
 main()
 {
 	local guest=${1:-}
-	case " $REAL_GUESTS " in *" $guest "*) ;; *) die "usage: boot.sh <one of: $REAL_GUESTS>" ;; esac
+	case " $REAL_GUESTS dedup " in *" $guest "*) ;; *) die "usage: boot.sh <one of: $REAL_GUESTS dedup>" ;; esac
 	need_cmd qemu-system-x86_64 socat timeout
 	[ -s "$CACHE/guest.env" ] || die "no guest: run tests/real/fetch.sh first"
 	# shellcheck disable=SC1091
 	. "$CACHE/guest.env"
-	OUT=$(capture_root)
+	if [ "$guest" = dedup ]; then OUT=$(dedup_root); else OUT=$(capture_root); fi
 	mkdir -p "$OUT"
 	"guest_$guest"
-	printf 'quit\n' | timeout 10 socat - "UNIX-CONNECT:$WORK/mon.sock" > /dev/null 2>&1 || true
-	wait "$QEMU_PID" 2>/dev/null || true
-	QEMU_PID=
+	[ -z "$QEMU_PID" ] || quit_qemu
 }
 
 main "$@"

@@ -31,12 +31,16 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # Captures depend on the guest (kernel + initramfs) and on how boot.sh
 # takes them; a change to either makes run.sh boot again.
-capture_root()
+capture_key()
 {
 	# shellcheck disable=SC1091
 	. "$CACHE/guest.env"
-	echo "$CACHE/captures/$GUEST_ID-$(sha256sum < "$REAL_DIR/boot.sh" | cut -c1-8)"
+	echo "$GUEST_ID-$(sha256sum < "$REAL_DIR/boot.sh" | cut -c1-8)"
 }
+capture_root() { echo "$CACHE/captures/$(capture_key)"; }
+# The page-sharing images live apart: run.sh removes every capture root
+# but its own, and a checkout with another boot.sh must not take them.
+dedup_root() { echo "$CACHE/dedup/$(capture_key)"; }
 
 # The captures each guest produces, and the benchmark names of their dumps.
 guest_captures()
@@ -44,6 +48,7 @@ guest_captures()
 	case $1 in
 	long4) echo long4 ;;
 	long5) echo long5 long5-user ;;
+	dedup) echo dedup-1 dedup-2 dedup-3 dedup-4 ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -54,12 +59,63 @@ bench_name() { echo "mmu.walk_dump_real_${1//-/_}"; }
 # already sourced. The helper is built on first use.
 tlb_expect()
 {
-	local bin=$CACHE/bin/tlb_expect src=$REAL_DIR/tlb_expect.c
+	local bin
+	bin=$(helper tlb_expect) || exit 1
+	"$bin" "$1" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" ${3:+"$3"} < "$2"
+}
+
+# helper NAME: the path of the helper built from tests/real/NAME.c, built
+# (again) when missing or older than its source.
+helper()
+{
+	local bin=$CACHE/bin/$1 src=$REAL_DIR/$1.c
 	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
 		mkdir -p "$CACHE/bin"
-		${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -Werror -o "$bin.tmp" "$src" ||
+		${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -Werror -o "$bin.tmp.$$" "$src" ||
 			die "cannot build $src"
-		mv "$bin.tmp" "$bin"
+		mv "$bin.tmp.$$" "$bin"
 	fi
-	"$bin" "$1" "${CR3#0x}" "${CR4#0x}" "${EFER#0x}" ${3:+"$3"} < "$2"
+	echo "$bin"
+}
+
+# dedup_expect [-m MAX] [-x on|off] IMAGE...: what a complete page-sharing
+# scan of the images must leave (see dedup_expect.c).
+dedup_expect()
+{
+	local bin
+	bin=$(helper dedup_expect) || exit 1
+	"$bin" "$@"
+}
+
+# lock_cache: one run at a time per cache (a plain and a sanitizer build,
+# the walk and the page-sharing tests may share it), on fd 9 until exit.
+lock_cache()
+{
+	mkdir -p "$CACHE"
+	exec 9> "$CACHE/lock"
+	flock -w 1200 9 || die "another run holds $CACHE/lock"
+}
+
+# dedup_images: the paths of the four page-sharing images (boot.sh dedup),
+# booted first if the cache lacks them. The caller holds lock_cache.
+dedup_images()
+{
+	local root c d fresh=${MV_REAL_FRESH:-}
+	"$REAL_DIR/fetch.sh" || exit 1
+	root=$(dedup_root)
+	# Images of other kernels or of another boot.sh are only disk space.
+	for d in "$CACHE"/dedup/*; do
+		[ "$d" = "$root" ] || [ ! -d "$d" ] || rm -rf "$d"
+	done
+	for c in $(guest_captures dedup); do
+		[ -e "$root/$c/done" ] || fresh=1
+	done
+	if [ -n "$fresh" ]; then
+		"$REAL_DIR/boot.sh" dedup || exit 1
+	else
+		log "reusing the dedup captures in $root"
+	fi
+	for c in $(guest_captures dedup); do
+		echo "$root/$c/ram.img"
+	done
 }

@@ -24,10 +24,7 @@ MV=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 [ -x "$MV" ] || die "$1 is not an executable"
 
 t_start=$(now)
-mkdir -p "$CACHE"
-# One run at a time per cache (a plain and a sanitizer build may share it).
-exec 9> "$CACHE/lock"
-flock -w 1200 9 || die "another run holds $CACHE/lock"
+lock_cache
 rm -rf "$CACHE"/boot.* "$CACHE"/dl.* "$CACHE"/initrd.*[!z]
 
 "$REAL_DIR/fetch.sh"

@@ -9,7 +9,9 @@
  * ZERO state and its host page to the pool. Any other cold page is looked
  * up in an index of hashes: a match of the same sharing group is merged by
  * mv_vm_share_pages, which notifies the MMU and compares the bytes under
- * both VM locks before it maps one shared host page into both; no match
+ * both VM locks before it maps one shared host page into both; that call,
+ * like the zero reclaim, is a request posted on the VM's queue and run by
+ * the VM's own thread or the scanner (request_wait_us below); no match
  * makes the page a candidate for the rest of the round. A shared page gets
  * at most max_sharing sharers from the scanner; the next equal page starts
  * a second shared copy.
@@ -24,12 +26,13 @@
  * lock (lock order: scanner, then VMs in address order, then host). The
  * background thread hands it to waiting callers between batches, so a
  * call waits for at most the batch in flight (64 pages), or for a
- * running mv_share_scan to finish. Every
- * function may be called from any thread between mv_share_create and
- * mv_share_destroy, except from a VM's hooks or requests (they run under
- * a VM lock, which would invert that order). A vCPU thread calls
- * mv_vcpu_exit before it calls in here: the scanner may hold its lock
- * while a merge waits for that vCPU's quiescent point (vcpu.h).
+ * running mv_share_scan to finish. Every function may be called from any
+ * thread between mv_share_create and mv_share_destroy, except from a VM's
+ * hooks or requests (they run under a VM lock, which would invert that
+ * order). A vCPU thread calls mv_vcpu_exit before it calls in here: the
+ * scanner may hold its lock while a merge waits for that vCPU's quiescent
+ * point (vcpu.h). A VM's own thread may call in here too: a remap it was
+ * to run is taken over by the scanner after request_wait_us.
  */
 #ifndef MEMVISOR_SHARE_H
 #define MEMVISOR_SHARE_H
@@ -78,6 +81,18 @@ struct mv_share_vm_config {
 	int opt_out;    /* 1: never scanned, never shared (0 or 1) */
 	int zero_only;  /* 1: only all-zero pages are reclaimed (0 or 1) */
 	uint64_t salt;  /* cross-VM sharing only between equal salts */
+	/* Every remap (a merge, a zero page given back) is posted on a VM's
+	 * request queue (mv_vm_request_post) and made by whichever thread
+	 * processes it (under the VM lock; the MMU is notified and the bytes
+	 * compared again there). 0 (default): the scanner processes the
+	 * queue itself at once, for a VM without a thread of its own that
+	 * calls mv_vm_process_requests. Otherwise the scanner first waits up
+	 * to this many microseconds for the VM's thread (its EMT) to run it,
+	 * then runs the queue itself: set it to about the longest the
+	 * thread's loop goes between two mv_vm_process_requests. A merge of
+	 * pages of two VMs is posted on the one that is locked first (lower
+	 * address, vm.h); the other is locked inside the request. */
+	uint32_t request_wait_us;
 };
 
 /* Counters since creation (host) or since the VM was added. */

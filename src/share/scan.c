@@ -58,36 +58,55 @@ static int entry_full(const struct mv_share *s, const struct entry *e)
 	       refs >= s->cfg.max_sharing;
 }
 
-/* Merge the cold page (@v, @gfn, backed by @id) into entry @e. */
-static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
-		     uint64_t gfn, mv_page_id id, enum mv_page_state xst,
-		     int *err)
+/* A merge of the page (@v, @gfn, backed by @id, in state @xst) into the
+ * page of entry @e, as a request (remap.c). */
+struct merge_job {
+	struct mv_share *s;
+	struct entry *e;
+	struct svm *v;
+	uint64_t gfn;
+	mv_page_id id;
+	enum mv_page_state xst;
+	int err;
+};
+
+/* Runs on the thread processing the queue of the pair's first VM, under
+ * its lock; the scanner waits meanwhile with its lock held, so the index
+ * and the counters are this function's. Taking the pair in address order
+ * keeps the lock order (the queue's VM is the first). Both pages are
+ * checked again here, after any time the request spent queued, and
+ * mv_vm_share_pages notifies both before it compares the bytes. */
+static int merge_req(struct mv_vm *qvm, void *arg)
 {
+	struct merge_job *j = arg;
+	struct mv_share *s = j->s;
+	struct entry *e = j->e;
+	struct svm *v = j->v, *rep = svm_of(s, e->vm);
 	enum mv_page_state want = e->sharers ? MV_PAGE_SHARED
 					     : MV_PAGE_WRITE_MONITORED;
-	struct svm *rep = svm_of(s, e->vm);
 	int rc, res;
 
+	(void)qvm;
 	lock_pair(e->vm, v->vm);
-	if (!page_is(v->vm, gfn, xst, id)) {
+	if (!page_is(v->vm, j->gfn, j->xst, j->id)) {
 		res = GONE_HOT;
 	} else if (!page_is(e->vm, e->gfn, want, e->host_id)) {
 		res = STALE;
 	} else {
-		rc = mv_vm_share_pages(e->vm, e->gfn, v->vm, gfn);
+		rc = mv_vm_share_pages(e->vm, e->gfn, v->vm, j->gfn);
 		if (rc == -MV_ESTATE) {
 			res = DIFFER;
 		} else if (rc) {
-			*err = rc;
+			j->err = rc;
 			res = DIFFER;
 		} else {
 			e->host_id = mv_vm_page(e->vm, e->gfn)->host_id;
-			if (!e->sharers && rep && xst != MV_PAGE_SHARED) {
+			if (!e->sharers && rep && j->xst != MV_PAGE_SHARED) {
 				rep->st.merged++;
 				s->st.merged++;
 			}
 			e->sharers = e->sharers ? e->sharers + 1 : 2;
-			if (xst != MV_PAGE_SHARED) {
+			if (j->xst != MV_PAGE_SHARED) {
 				v->st.merged++;
 				s->st.merged++;
 			}
@@ -96,6 +115,32 @@ static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
 		}
 	}
 	unlock_pair(e->vm, v->vm);
+	return res;
+}
+
+/* The VM a request on two VMs' pages goes to, and how long its thread
+ * gets to run it. */
+static struct mv_vm *queue_vm(struct mv_share *s, struct mv_vm *a,
+			      struct mv_vm *b, uint32_t *wait_us)
+{
+	struct mv_vm *q = a < b ? a : b;
+	struct svm *sv = svm_of(s, q);
+
+	*wait_us = sv ? sv->cfg.request_wait_us : 0;
+	return q;
+}
+
+static int try_merge(struct mv_share *s, struct entry *e, struct svm *v,
+		     uint64_t gfn, mv_page_id id, enum mv_page_state xst,
+		     int *err)
+{
+	struct merge_job j = { s, e, v, gfn, id, xst, 0 };
+	uint32_t wait_us;
+	struct mv_vm *q = queue_vm(s, e->vm, v->vm, &wait_us);
+	int res = DIFFER, rc;
+
+	rc = remap_call(s, q, wait_us, merge_req, &j, &res);
+	*err = rc ? rc : j.err;
 	return res;
 }
 
@@ -182,11 +227,14 @@ static int scan_shared(struct mv_share *s, struct svm *v, uint64_t gfn,
 		return err;
 	}
 	if (own) {
+		/* Not under this VM's lock: the entry's page may be another
+		 * VM's, which may be locked only before this one (a thread
+		 * making a merge of the two holds it and waits for ours). */
+		mv_vm_unlock(v->vm);
 		if (!page_is(own->vm, own->gfn, MV_PAGE_SHARED, id)) {
 			own->vm = v->vm;
 			own->gfn = gfn;
 		}
-		mv_vm_unlock(v->vm);
 		return 0;
 	}
 	add = (struct entry){ .hash = XXH3_64bits(ptr, MV_PAGE_SIZE),
@@ -213,6 +261,33 @@ static void count(struct mv_share *s, struct svm *v, size_t field)
 }
 
 #define COUNT(s, v, f) count(s, v, offsetof(struct mv_share_stats, f))
+
+/* An all-zero cold page goes back to ZERO, as a request of its VM. */
+struct zero_job {
+	struct mv_share *s;
+	struct svm *v;
+	uint64_t gfn;
+	mv_page_id id;
+};
+
+/* Under the VM lock (the queue's processor), after any time queued: still
+ * the same write-monitored page, so not written since it was armed, and
+ * nobody can write it meanwhile (the MMU write-protected it, and every
+ * write path needs the lock); still zeros (checked again all the same). */
+static int zero_req(struct mv_vm *vm, void *arg)
+{
+	struct zero_job *z = arg;
+	void *hva;
+
+	if (!page_is(vm, z->gfn, MV_PAGE_WRITE_MONITORED, z->id) ||
+	    mv_vm_gpa_to_hva_locked(vm, z->gfn << MV_PAGE_SHIFT,
+				    MV_VM_HVA_READ, &hva) ||
+	    !all_zero(hva))
+		return 0;
+	if (!mv_vm_phys_populate(vm, z->gfn, 1, zeros))
+		COUNT(z->s, z->v, zero_reclaimed);
+	return 0;
+}
 
 /* A private page not cold yet: arm the monitor; a later round decides. */
 static void arm(struct mv_share *s, struct svm *v, uint64_t gfn,
@@ -263,12 +338,11 @@ int scan_page(struct mv_share *s, struct svm *v, uint64_t gfn)
 							   p->host_id);
 	}
 	if (all_zero(ptr)) {
-		/* Nobody can write it meanwhile: it is write-monitored (the
-		 * MMU write-protected it) and we hold the VM lock. */
-		if (!mv_vm_phys_populate(vm, gfn, 1, zeros))
-			COUNT(s, v, zero_reclaimed);
+		struct zero_job z = { s, v, gfn, p->host_id };
+
 		mv_vm_unlock(vm);
-		return 0;
+		return remap_call(s, vm, v->cfg.request_wait_us, zero_req, &z,
+				  NULL);
 	}
 	if (v->cfg.zero_only) {
 		mv_vm_unlock(vm);

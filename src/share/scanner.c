@@ -42,7 +42,19 @@ int mv_share_create(struct mv_host *host, const struct mv_share_config *cfg,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	rc = -pthread_cond_init(&s->wake, &ca);
+	if (!rc) {
+		rc = -pthread_cond_init(&s->rq_done, &ca);
+		if (rc)
+			pthread_cond_destroy(&s->wake);
+	}
 	pthread_condattr_destroy(&ca);
+	if (!rc) {
+		rc = -pthread_mutex_init(&s->rq_lock, NULL);
+		if (rc) {
+			pthread_cond_destroy(&s->rq_done);
+			pthread_cond_destroy(&s->wake);
+		}
+	}
 	if (rc) {
 		pthread_mutex_destroy(&s->lock);
 		free(s);
@@ -60,6 +72,8 @@ void mv_share_destroy(struct mv_share *s)
 		mv_share_stop(s);
 	sindex_free(&s->idx);
 	free(s->vms);
+	pthread_mutex_destroy(&s->rq_lock);
+	pthread_cond_destroy(&s->rq_done);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

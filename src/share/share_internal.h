@@ -52,6 +52,10 @@ struct mv_share {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;     /* pause, stop, rate, new VMs, unlocks */
 	atomic_uint waiters;     /* callers blocked on @lock (lock.c) */
+	/* Completion of the remap request in flight (remap.c): one at a
+	 * time, under @lock. */
+	pthread_mutex_t rq_lock;
+	pthread_cond_t rq_done;
 	pthread_t thread;
 	int running, stopping, paused;
 
@@ -81,6 +85,13 @@ void pace_reset(struct pace *p, uint64_t rate, uint32_t pct);
 /* Account a batch of @pages: the monotonic time before which the next
  * batch may not start, or 0 when it may start now. */
 uint64_t pace_after_batch(struct pace *p, uint32_t pages);
+
+/* remap.c: run @fn(@vm, @arg) as a request of @vm (scanner lock held,
+ * no VM lock): by the VM's own thread if it processes its queue within
+ * @wait_us, else by the caller. *@result (may be NULL) gets @fn's return.
+ * 0, or -MV_ENOMEM when nothing could be posted (nothing ran). */
+int remap_call(struct mv_share *s, struct mv_vm *vm, uint32_t wait_us,
+	       mv_vm_request_fn fn, void *arg, int *result);
 
 /* index.c */
 void sindex_free(struct sindex *ix);

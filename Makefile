@@ -4,6 +4,8 @@
 #   make test SANITIZE=address,undefined    the suite under ASan + UBSan
 #   make test SANITIZE=thread               the concurrent tests under TSan
 #   make bench               all benchmarks -> build/bench/results.jsonl
+#   make bench-ksm           page sharing against Linux KSM on real guest
+#                            images (QEMU, root) -> build/bench/ksm.jsonl
 #   make fuzz                the libFuzzer targets (clang), in build-fuzz/
 #   make test-real           tests that boot a real Linux guest under QEMU
 #   make install             library, headers, memvisor.pc, CMake package,
@@ -28,7 +30,7 @@ ifeq ($(SANITIZE),thread)
 CTEST_ARGS += -L concurrent
 endif
 
-.PHONY: all deps configure build run test bench fuzz test-real install uninstall clean
+.PHONY: all deps configure build run test bench bench-ksm fuzz test-real install uninstall clean
 
 all: build
 
@@ -57,6 +59,11 @@ bench: build
 	  $$b | tee -a $(BUILD)/bench/results.jsonl || exit 1; \
 	done
 	@echo "results: $(BUILD)/bench/results.jsonl" >&2
+
+bench-ksm: build
+	@scripts/install-deps.sh real
+	@mkdir -p $(BUILD)/bench
+	bench/share/ksm.sh $(TOOL) $(BUILD)/bench/bin/ksm_merge | tee $(BUILD)/bench/ksm.jsonl
 
 fuzz:
 	@scripts/install-deps.sh fuzz

@@ -65,11 +65,14 @@ tlb_expect()
 }
 
 # helper NAME: the path of the helper built from tests/real/NAME.c, built
-# (again) when missing or older than its source.
+# on first use. The binary is named after its source's hash: checkouts
+# with other versions of the source share the cache, and none may run
+# another's build.
 helper()
 {
-	local bin=$CACHE/bin/$1 src=$REAL_DIR/$1.c
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+	local src=$REAL_DIR/$1.c bin
+	bin=$CACHE/bin/$1-$(sha256sum < "$src" | cut -c1-12)
+	if [ ! -x "$bin" ]; then
 		mkdir -p "$CACHE/bin"
 		${CC:-cc} -O2 -std=gnu11 -Wall -Wextra -Werror -o "$bin.tmp.$$" "$src" ||
 			die "cannot build $src"

@@ -21,6 +21,30 @@ set -euo pipefail
 MV=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 [ -x "$MV" ] || die "$1 is not an executable"
 
+# The reference first, on images whose answer is known: 300 + 10 copies
+# of one content, 2 + 1 of another, 257 of a third in one image (a rest
+# of one copy stays private), zero pages in both.
+selfcheck()
+{
+	local dir=$1 a=$1/a.img b=$1/b.img got
+	page() { head -c 4096 /dev/zero | tr '\0' "$1"; }
+	{ page x; page y; page '\0'; page y; for ((i = 0; i < 299; i++)); do page x; done; } > "$a"
+	{ for ((i = 0; i < 10; i++)); do page x; done; page y; page '\0'; } > "$b"
+	for ((i = 0; i < 257; i++)); do page z; done >> "$b"
+	got=$(dedup_expect -x on "$a" "$b")
+	[ "$got" = "pages=572 zero_pages=2 distinct_pages=3 host_pages=5 shared_guest_pages=569 distinct_within_images=5 images=2" ] ||
+		die "dedup_expect -x on on known images: $got"
+	got=$(dedup_expect -x off "$a" "$b")
+	[ "$got" = "pages=572 zero_pages=2 distinct_pages=3 host_pages=7 shared_guest_pages=568 distinct_within_images=5 images=2" ] ||
+		die "dedup_expect -x off on known images: $got"
+	got=$(dedup_expect -m 1 "$a" "$b")
+	[ "$got" = "pages=572 zero_pages=2 distinct_pages=3 host_pages=570 shared_guest_pages=0 distinct_within_images=5 images=2" ] ||
+		die "dedup_expect -m 1 on known images: $got"
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+selfcheck "$tmp"
+
 lock_cache
 list=$(dedup_images) || exit 1
 mapfile -t IMGS <<< "$list"

@@ -88,7 +88,9 @@ void dirty_protect(struct mv_mmu *m, uint64_t gfn)
 		m->tracked++;
 }
 
-/* The walker's accessed/dirty updates write guest tables in place. */
+/* The walker's accessed/dirty updates write guest tables in place: each
+ * one is logged. v->gm takes the VM lock per access; v->gm_locked is the
+ * shadow fault's, which holds it. */
 static int gm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
 {
 	struct mv_vcpu *v = opaque;
@@ -110,10 +112,32 @@ static int gm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
 	return rc;
 }
 
+static int gml_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct mv_vcpu *v = opaque;
+
+	return v->vm_gm_locked.read(v->vm_gm_locked.opaque, gpa, size, val);
+}
+
+static int gml_cmpxchg(void *opaque, uint64_t gpa, unsigned size,
+		       uint64_t old, uint64_t val)
+{
+	struct mv_vcpu *v = opaque;
+	int rc = v->vm_gm_locked.cmpxchg(v->vm_gm_locked.opaque, gpa, size,
+					 old, val);
+
+	if (rc == MV_GMEM_OK && v->mmu->nslots)
+		dirty_log_mark(v->mmu, gpa >> MV_PAGE_SHIFT, NULL);
+	return rc;
+}
+
 void dirty_gmem_init(struct mv_vcpu *v)
 {
+	gmem_vm_init_locked(&v->vm_gm_locked, v->vm);
 	v->gm = (struct mv_gmem){ .read = gm_read, .cmpxchg = gm_cmpxchg,
 				  .opaque = v };
+	v->gm_locked = (struct mv_gmem){ .read = gml_read,
+					 .cmpxchg = gml_cmpxchg, .opaque = v };
 }
 
 /* ---- the calls of dirty.h ------------------------------------------------ */

@@ -274,7 +274,8 @@ static bool entries_unchanged(struct mv_vcpu *v, const struct mv_walk *w)
 	for (unsigned i = 0; i < w->nr_entries; i++) {
 		uint64_t e = 0;
 
-		if (v->gm.read(v->gm.opaque, w->entry_gpa[i], esize, &e) ||
+		if (v->gm_locked.read(v->gm_locked.opaque, w->entry_gpa[i],
+				      esize, &e) ||
 		    e != w->entry[i])
 			return false;
 	}
@@ -314,7 +315,7 @@ static int fault_once(struct mv_vcpu *v, uint64_t va, unsigned acc,
 		x->gpa = 0;  /* the monitor's: never mapped, never walked */
 		return MV_VCPU_SLOW;
 	}
-	rc = mv_walk(&v->pg, &v->gm, va, acc, &w);
+	rc = mv_walk(&v->pg, &v->gm_locked, va, acc, &w);
 	if (rc < 0)
 		return rc;
 	if (rc != MV_WALK_OK) {

@@ -13,12 +13,15 @@
  * Each call takes the VM lock once for its whole duration: the host pointer
  * from mv_vm_gpa_to_hva_locked is only stable under it, and it makes the
  * slow-path compare-and-write atomic against every other slow-path writer
- * (the lock is recursive, so the slow path may call mv_vm_phys_*).
+ * (the lock is recursive, so the slow path may call mv_vm_phys_*). The
+ * locked variant (gmem_vm_init_locked) is for callers that hold it.
  */
 #include <string.h>
 
 #include <memvisor/mmu.h>
 #include <memvisor/vm.h>
+
+#include "mmu/shadow.h"
 
 static uint64_t load(const void *p, unsigned size)
 {
@@ -62,21 +65,30 @@ static int slow_read(struct mv_vm *vm, uint64_t gpa, unsigned size,
 	return MV_GMEM_OK;
 }
 
-static int vm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
+/* Under the VM lock (held by the caller). */
+static int read_locked(void *opaque, uint64_t gpa, unsigned size,
+		       uint64_t *val)
 {
 	struct mv_vm *vm = opaque;
 	void *p;
-	int rc;
+	int rc = mv_vm_gpa_to_hva_locked(vm, gpa, 0, &p);
 
-	mv_vm_lock(vm);
-	rc = mv_vm_gpa_to_hva_locked(vm, gpa, 0, &p);
 	if (rc == 0)
 		*val = load(p, size);
 	else if (rc == MV_VM_SLOW_PATH)
 		rc = slow_read(vm, gpa, size, val);
 	else
 		rc = MV_GMEM_UNBACKED;
-	mv_vm_unlock(vm);
+	return rc;
+}
+
+static int vm_read(void *opaque, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	int rc;
+
+	mv_vm_lock(opaque);
+	rc = read_locked(opaque, gpa, size, val);
+	mv_vm_unlock(opaque);
 	return rc;
 }
 
@@ -110,27 +122,35 @@ static int slow_cmpxchg(struct mv_vm *vm, uint64_t gpa, unsigned size,
 	return write_refused(mv_vm_phys_write(vm, gpa, &val, size));
 }
 
-static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
-		      uint64_t val)
+/* Under the VM lock (held by the caller). */
+static int cmpxchg_locked(void *opaque, uint64_t gpa, unsigned size,
+			  uint64_t old, uint64_t val)
 {
 	struct mv_vm *vm = opaque;
 	void *p;
-	int rc;
-
-	mv_vm_lock(vm);
 	/* In place even on a page the MMU write-tracks: its own A/D
 	 * updates are no guest writes to report. */
-	rc = mv_vm_gpa_to_hva_locked(vm, gpa, MV_VM_HVA_WRITE_UNTRACKED, &p);
+	int rc = mv_vm_gpa_to_hva_locked(vm, gpa, MV_VM_HVA_WRITE_UNTRACKED,
+					 &p);
+
 	if (rc == 0)
-		rc = compare_exchange(p, size, old, val) ? MV_GMEM_OK
-							 : MV_GMEM_CHANGED;
-	else if (rc == MV_VM_SLOW_PATH)
-		rc = slow_cmpxchg(vm, gpa, size, old, val);
-	else if (rc == -MV_ERANGE)
-		rc = MV_GMEM_UNBACKED;
-	else
-		rc = write_refused(rc);
-	mv_vm_unlock(vm);
+		return compare_exchange(p, size, old, val) ? MV_GMEM_OK
+							   : MV_GMEM_CHANGED;
+	if (rc == MV_VM_SLOW_PATH)
+		return slow_cmpxchg(vm, gpa, size, old, val);
+	if (rc == -MV_ERANGE)
+		return MV_GMEM_UNBACKED;
+	return write_refused(rc);
+}
+
+static int vm_cmpxchg(void *opaque, uint64_t gpa, unsigned size, uint64_t old,
+		      uint64_t val)
+{
+	int rc;
+
+	mv_vm_lock(opaque);
+	rc = cmpxchg_locked(opaque, gpa, size, old, val);
+	mv_vm_unlock(opaque);
 	return rc;
 }
 
@@ -142,4 +162,14 @@ int mv_gmem_vm_init(struct mv_gmem *gm, struct mv_vm *vm)
 	gm->cmpxchg = vm_cmpxchg;
 	gm->opaque = vm;
 	return 0;
+}
+
+/* The shadow fault walks with the VM lock already held: the same memory
+ * without taking the lock again for every entry (a recursive lock, the
+ * flush protocol's quiesce and resume: a tenth of a fill). */
+void gmem_vm_init_locked(struct mv_gmem *gm, struct mv_vm *vm)
+{
+	gm->read = read_locked;
+	gm->cmpxchg = cmpxchg_locked;
+	gm->opaque = vm;
 }

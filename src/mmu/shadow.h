@@ -180,6 +180,8 @@ struct mv_vcpu {
 	struct mv_paging pg;      /* the walker's context for the registers */
 	struct mv_gmem gm;        /* the walker's memory: vm_gm + dirty log */
 	struct mv_gmem vm_gm;     /* the VM's memory (mv_gmem_vm_init) */
+	/* The same two for callers holding the VM lock (the fault). */
+	struct mv_gmem gm_locked, vm_gm_locked;
 	struct dirty_ring ring;
 	struct cpu_state {
 		struct mv_cpu_regs regs;
@@ -299,6 +301,9 @@ bool dirty_log_clean(const struct mv_mmu *m, uint64_t gfn);
 int dirty_log_mark(struct mv_mmu *m, uint64_t gfn, struct mv_vcpu *v);
 void dirty_log_mark_range(struct mv_mmu *m, uint64_t gfn, uint64_t count);
 void dirty_gmem_init(struct mv_vcpu *v);
+
+/* gmem_vm.c: mv_gmem_vm_init's memory for a caller holding the VM lock. */
+void gmem_vm_init_locked(struct mv_gmem *gm, struct mv_vm *vm);
 void dirty_protect(struct mv_mmu *m, uint64_t gfn);
 int dirty_slot_add(struct mv_mmu *m, uint64_t gfn, uint64_t count,
 		   unsigned flags, uint32_t *slot);

@@ -235,11 +235,12 @@ static inline mv_page_id page_id_of(uint32_t chunk, uint32_t idx)
 /* Give the memory of every held free page of @c back to the kernel now
  * (hole punch on the memfd, MADV_DONTNEED on seeded memory). */
 void punch_chunk(struct mv_host *h, struct chunk *c);
-/* After a free into @c: punch @c if the pool holds more freed memory than
- * its free cache allows. */
+/* After a free into @c: if the pool holds more freed memory than its free
+ * cache allows, punch held pages (of any chunk) until half the cache is
+ * left. */
 void punch_settle(struct mv_host *h, struct chunk *c);
-/* punch_settle for the chunks of @count ids (a batch just freed); with
- * @now, punch them whatever the cache (the balloon). */
+/* punch_settle after a batch of @count ids was freed; with @now, punch
+ * those pages first whatever the cache (the balloon). */
 void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
 		 bool now);
 

@@ -3,9 +3,11 @@
  *
  * A freed page keeps its memory ("held") so that the next allocation
  * reuses it without a page fault. The pool holds at most
- * cfg.free_cache_pages such pages: a free that goes beyond punches every
- * held page of the chunks it freed into, in runs (one fallocate per run of
- * adjacent free pages), so the bound holds again after every call. Pages
+ * cfg.free_cache_pages such pages: a free that goes beyond punches held
+ * pages, chunk by chunk, until half the cache is left, in runs (one
+ * fallocate per run of adjacent free pages), so the bound holds again
+ * after every call and the frees until the next punch cost no system
+ * call. Pages
  * given to the balloon are punched at once whatever the cache (those pages
  * only, in runs of adjacent ids): the guest gave them back so that the
  * host gets the memory.
@@ -87,10 +89,27 @@ void punch_chunk(struct mv_host *h, struct chunk *c)
 	}
 }
 
+/* Above the cache: punch chunk by chunk until half of it is left. The
+ * next half cache of frees then costs no system call, and neighbouring
+ * pages freed meanwhile (a VM's pages merged one by one by the sharing
+ * scanner, say) go back in one hole each run instead of one per call. */
+static void punch_down(struct mv_host *h)
+{
+	uint64_t low = h->cfg.free_cache_pages / 2;
+
+	for (uint32_t id = 1; h->held > low && id < h->id_hwm; id++) {
+		struct chunk *c = h->table[id];
+
+		if (c && c->held)
+			punch_chunk(h, c);
+	}
+}
+
 void punch_settle(struct mv_host *h, struct chunk *c)
 {
-	if (h->held > h->cfg.free_cache_pages && c && c->held)
-		punch_chunk(h, c);
+	(void)c;
+	if (h->held > h->cfg.free_cache_pages)
+		punch_down(h);
 }
 
 void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
@@ -98,12 +117,6 @@ void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
 {
 	if (now)
 		punch_pages(h, count, ids);
-	if (h->held <= h->cfg.free_cache_pages)
-		return;
-	for (uint32_t i = 0; i < count; i++) {
-		struct chunk *c = chunk_of(h, ids[i]);
-
-		if (c && c->held)
-			punch_chunk(h, c);
-	}
+	if (h->held > h->cfg.free_cache_pages)
+		punch_down(h);
 }

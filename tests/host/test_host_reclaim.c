@@ -152,6 +152,46 @@ static void test_free_cache_bounds_held_memory(void **state)
 	mv_host_destroy(h);
 }
 
+/* Pages freed one call at a time past the cache (and across a chunk
+ * boundary): the call that goes beyond the cache punches held pages of
+ * any chunk down to half of it, so the next half cache of single frees
+ * costs no punch, and every punch gives back a run of pages, not one. */
+static void test_free_past_cache_punches_to_half(void **state)
+{
+	enum { CACHE = 256 };
+	struct mv_host *h = pool(CACHE);
+	mv_vmid vm = vm_new(h, N);
+	mv_page_id *ids = alloc_written(h, vm, N);
+	struct mv_host_stats st;
+	uint64_t punched = 0, held = 0, punches = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < 4 * CACHE; i++) {
+		assert_int_equal(mv_host_free(h, vm, 1, &ids[i]), 0);
+		assert_int_equal(mv_host_get_stats(h, &st), 0);
+		if (st.pages_punched == punched) {
+			assert_int_equal(st.free_held_pages, held + 1);
+		} else {
+			assert_int_equal(held, CACHE);  /* only past it */
+			assert_true(st.free_held_pages <= CACHE / 2);
+			assert_true(st.pages_punched - punched >= CACHE / 2 + 1);
+			punches++;
+		}
+		held = st.free_held_pages;
+		punched = st.pages_punched;
+	}
+	assert_true(punches >= 3);
+	assert_int_equal(pool_check(h), 0);
+	for (uint32_t i = 4 * CACHE; i < N; i += 7) {  /* the pages left */
+		const uint8_t *p = mv_host_page_ptr(h, ids[i]);
+
+		assert_int_equal(p[0], i % 251 + 1);
+		assert_int_equal(p[MV_PAGE_SIZE - 1], i % 251 + 1);
+	}
+	free(ids);
+	mv_host_destroy(h);
+}
+
 /* Ballooned pages go back at once, whatever the cache; freed ones of a
  * second VM in the same pool are kept by the cache. */
 static void test_balloon_returns_memory_at_once(void **state)
@@ -374,6 +414,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_free_returns_memory_in_partly_used_chunks),
 		cmocka_unit_test(test_free_cache_bounds_held_memory),
+		cmocka_unit_test(test_free_past_cache_punches_to_half),
 		cmocka_unit_test(test_balloon_returns_memory_at_once),
 		cmocka_unit_test(test_punched_pages_read_zero),
 		cmocka_unit_test(test_share_put_and_destroy_return_memory),

@@ -10,13 +10,7 @@
 void *vm_mmu_get(struct mv_vm *vm);
 void vm_mmu_set(struct mv_vm *vm, void *mmu, void (*destroy)(void *mmu));
 
-/* mv_vm_page for a caller that holds the VM lock: the same descriptor (or
- * NULL outside every range) without the recursive lock and the flush
- * protocol's quiesce/resume that mv_vm_page pays on every call, which the
- * fault path and the reverse map would pay several times a fill. The
- * pointer is valid while the lock is held (a range is removed only under
- * it). */
-struct mv_page *vm_page_locked(struct mv_vm *vm, uint64_t gfn);
+#include "phys/vm_locked.h"
 
 /* Implemented by src/mmu/flush.c, always in pairs: the calling thread
  * stops using host pointers of its vCPUs (it is about to take a VM lock,

@@ -127,6 +127,58 @@ static void merges_within_vm(void **state)
 	assert_int_equal(host_shared(c), 2);
 }
 
+/* A span over holes, ROM, MMIO, untouched and ballooned RAM: pages that
+ * need nothing are passed in runs, yet every RAM page counts as scanned
+ * once a round (and nothing else), and the pages between them, runs
+ * longer than one pass included, are merged as anywhere. */
+static void idle_pages_passed(void **state)
+{
+	struct ctx *c = *state;
+	enum { LOW = 6000, HIGH_GFN = 10000, HIGH = 200 };
+	struct mv_vm_range r[] = {
+		{ .type = MV_PAGE_RAM, .gpa = 0, .size = LOW * MV_PAGE_SIZE,
+		  .name = "low" },
+		{ .type = MV_PAGE_ROM, .gpa = (LOW + 10) * MV_PAGE_SIZE,
+		  .size = 16 * MV_PAGE_SIZE, .name = "rom" },
+		{ .type = MV_PAGE_MMIO, .gpa = (LOW + 30) * MV_PAGE_SIZE,
+		  .size = 16 * MV_PAGE_SIZE, .name = "dev" },
+		{ .type = MV_PAGE_RAM, .gpa = HIGH_GFN * MV_PAGE_SIZE,
+		  .size = HIGH * MV_PAGE_SIZE, .name = "high" },
+	};
+	struct mv_vm_config cfg = { .ranges = r, .nranges = 4 };
+	/* Written pages: one at each end of the low range, two after an
+	 * idle run longer than a pass (4096), two in the high range. */
+	static const uint64_t w[] = { 0, 5000, 5001, LOW - 1, HIGH_GFN + 3,
+				      HIGH_GFN + HIGH - 1 };
+	uint64_t balloon[] = { 7, 8, 9 };
+	struct mv_share_stats st;
+	struct mv_vm *vm;
+	uint32_t rounds;
+
+	assert_int_equal(mv_vm_create(c->host, &cfg, &vm), 0);
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(sx_fill(vm, w[i], 0x5A), 0);
+	assert_int_equal(mv_vm_balloon_inflate(vm, balloon, 3), 0);
+	scanner(c, 0, 0);
+	assert_int_equal(mv_share_vm_add(c->s, vm, &(struct mv_share_vm_config)
+					 { .gfn = 0, .count = HIGH_GFN + HIGH +
+					   50 }), 0);
+	assert_int_equal(mv_share_scan(c->s, 0, &rounds), 0);
+	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
+	assert_int_equal(st.scanned, (uint64_t)rounds * (LOW + HIGH));
+	assert_int_equal(st.armed, 6);
+	assert_int_equal(st.merged, 6);
+	for (unsigned i = 0; i < 6; i++) {
+		assert_int_equal(sx_state(vm, w[i]), MV_PAGE_SHARED);
+		assert_int_equal(sx_id(vm, w[i]), sx_id(vm, w[0]));
+		assert_true(sx_holds(vm, w[i], 0x5A));
+	}
+	assert_int_equal(sx_state(vm, 8), MV_PAGE_BALLOONED);
+	assert_int_equal(sx_state(vm, 1), MV_PAGE_ZERO);
+	assert_int_equal(mv_share_vm_remove(c->s, vm), 0);
+	mv_vm_destroy(vm);
+}
+
 /* The default keeps every VM to itself: equal pages of two VMs stay
  * apart, each VM merging only its own. */
 static void no_cross_vm_by_default(void **state)
@@ -389,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sharer_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(written_pages_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(background_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(idle_pages_passed, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
 	};
 

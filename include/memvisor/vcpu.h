@@ -74,7 +74,11 @@ struct mv_tlb_entry {
 struct mv_tlb {
 	uint64_t va_mask;  /* 2^32 - 1 in 32-bit modes, else all ones */
 	uint32_t ac;       /* EFLAGS.AC */
-	uint32_t pad;
+	/* 1 while the vCPU is OUTSIDE (created, or after mv_vcpu_exit):
+	 * every inline lookup misses then, so an entry a flush posted
+	 * meanwhile would remove is never used; the next mv_vcpu_* call
+	 * makes the vCPU INSIDE, with those flushes taken. */
+	uint32_t outside;
 	struct mv_tlb_entry e[MV_TLB_CLASSES][MV_TLB_SIZE];
 };
 
@@ -94,7 +98,7 @@ static inline unsigned mv_tlb_class(const struct mv_tlb *t, unsigned acc)
 /* Host pointer for an access of @size bytes at @va that does not cross a
  * page, or NULL: then call mv_vcpu_translate / read / write. A load, a
  * compare and an add. No side effect (accessed and dirty flags were set
- * when the entry was filled). */
+ * when the entry was filled). NULL whenever the vCPU is OUTSIDE. */
 static inline void *mv_tlb_lookup(const struct mv_tlb *t, uint64_t va,
 				  unsigned cls, unsigned kind)
 {
@@ -102,7 +106,7 @@ static inline void *mv_tlb_lookup(const struct mv_tlb *t, uint64_t va,
 	const struct mv_tlb_entry *e =
 		&t->e[cls][(va >> MV_PAGE_SHIFT) & (MV_TLB_SIZE - 1)];
 
-	if (e->tag[kind] != (va & ~(uint64_t)(MV_PAGE_SIZE - 1)))
+	if (e->tag[kind] != ((va & ~(uint64_t)(MV_PAGE_SIZE - 1)) | t->outside))
 		return NULL;
 	return (void *)(uintptr_t)(va + e->addend);
 }

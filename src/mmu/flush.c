@@ -121,6 +121,7 @@ void vcpu_enter(struct mv_vcpu *v)
 		/* before the INSIDE store: a remover that sees INSIDE sees
 		 * its owner too */
 		__atomic_store_n(&v->owner, pthread_self(), __ATOMIC_RELAXED);
+		v->tlb.outside = 0;
 		v->tls_next = tls_inside;
 		tls_inside = v;
 		atomic_store(&v->mode, VCPU_INSIDE);
@@ -192,6 +193,7 @@ void vcpu_leave(struct mv_vcpu *v)
 			*pp = v->tls_next;
 			break;
 		}
+	v->tlb.outside = 1;  /* no inline hit until the next call */
 	go_outside(v);
 }
 

@@ -39,6 +39,7 @@ static int vcpu_init(struct mv_vcpu *v, struct mv_mmu *m, uint32_t id)
 		return rc < 0 ? rc : -MV_EINTERNAL;
 	tlb_reset_mode(v);
 	tlb_flush_all(v);
+	v->tlb.outside = 1;
 	v->st.flushes = 0;
 	atomic_store(&v->ack_gen, atomic_load(&m->flush_gen));
 	return 0;

@@ -127,6 +127,44 @@ static void mmio_spte_caches_the_device(void **state)
 	vf_fini(&f);
 }
 
+/* The inline lookup hits only while the vCPU is INSIDE: after
+ * mv_vcpu_exit (and on a new vCPU) it misses, so that an entry a flush
+ * posted meanwhile would remove is never used, until the next mv_vcpu_*
+ * call, which takes that flush. */
+static void inline_lookup_only_inside(void **state)
+{
+	const struct mv_tlb *t;
+	struct mv_xlate x;
+	struct vf f;
+	uint64_t cr3;
+	uint8_t *p;
+
+	(void)state;
+	cr3 = vf_setup(&f);
+	vf_map4k(&f, cr3, VA, 0x5000, P_W_U);
+	vf_long_mode(&f, cr3);
+	t = mv_vcpu_tlb(f.cpu);
+	assert_int_equal(mv_vcpu_translate(f.cpu, VA, 0, &x), MV_VCPU_OK);
+	p = mv_tlb_lookup(t, VA + 8, MV_TLB_SUP, MV_TLB_READ);
+	assert_ptr_equal(p, (uint8_t *)x.hva + 8);
+	mv_vcpu_exit(f.cpu);
+	assert_null(mv_tlb_lookup(t, VA + 8, MV_TLB_SUP, MV_TLB_READ));
+	/* Back INSIDE with nothing flushed meanwhile: the entry hits. */
+	mv_vcpu_quiesce(f.cpu);
+	assert_ptr_equal(mv_tlb_lookup(t, VA + 8, MV_TLB_SUP, MV_TLB_READ), p);
+	/* A remap while OUTSIDE (the guest table changed behind the vCPU
+	 * and a full zap): no inline hit on the old page, then the new. */
+	mv_vcpu_exit(f.cpu);
+	vf_map4k(&f, cr3, VA, 0x6000, P_W_U);
+	assert_int_equal(mv_mmu_zap_all(f.vm, 0), 0);
+	assert_null(mv_tlb_lookup(t, VA + 8, MV_TLB_SUP, MV_TLB_READ));
+	mv_vcpu_quiesce(f.cpu);
+	assert_null(mv_tlb_lookup(t, VA + 8, MV_TLB_SUP, MV_TLB_READ));
+	assert_int_equal(mv_vcpu_translate(f.cpu, VA + 8, 0, &x), MV_VCPU_OK);
+	assert_int_equal(x.gpa, 0x6008);
+	vf_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +173,7 @@ int main(void)
 		cmocka_unit_test(first_write_sets_dirty),
 		cmocka_unit_test(table_write_through_vcpu_is_emulated),
 		cmocka_unit_test(mmio_spte_caches_the_device),
+		cmocka_unit_test(inline_lookup_only_inside),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

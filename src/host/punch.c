@@ -89,14 +89,24 @@ void punch_chunk(struct mv_host *h, struct chunk *c)
 	}
 }
 
-/* Above the cache: punch chunk by chunk until half of it is left. The
- * next half cache of frees then costs no system call, and neighbouring
- * pages freed meanwhile (a VM's pages merged one by one by the sharing
- * scanner, say) go back in one hole each run instead of one per call. */
-static void punch_down(struct mv_host *h)
+/* Above the cache: punch chunk by chunk until half of it is left, the
+ * chunks just freed into first (with no cache, or one page freed into a
+ * chunk that held the rest, that is all it takes: no walk over the pool's
+ * chunks). The next half cache of frees then costs no system call, and
+ * neighbouring pages freed meanwhile (a VM's pages merged one by one by
+ * the sharing scanner, say) go back in one hole each run instead of one
+ * per call. */
+static void punch_down(struct mv_host *h, uint32_t count,
+		       const mv_page_id *ids)
 {
 	uint64_t low = h->cfg.free_cache_pages / 2;
 
+	for (uint32_t i = 0; h->held > low && i < count; i++) {
+		struct chunk *c = chunk_of(h, ids[i]);
+
+		if (c && c->held)
+			punch_chunk(h, c);
+	}
 	for (uint32_t id = 1; h->held > low && id < h->id_hwm; id++) {
 		struct chunk *c = h->table[id];
 
@@ -107,9 +117,11 @@ static void punch_down(struct mv_host *h)
 
 void punch_settle(struct mv_host *h, struct chunk *c)
 {
-	(void)c;
-	if (h->held > h->cfg.free_cache_pages)
-		punch_down(h);
+	if (h->held <= h->cfg.free_cache_pages)
+		return;
+	if (c && c->held)
+		punch_chunk(h, c);
+	punch_down(h, 0, NULL);
 }
 
 void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
@@ -118,5 +130,5 @@ void punch_batch(struct mv_host *h, uint32_t count, const mv_page_id *ids,
 	if (now)
 		punch_pages(h, count, ids);
 	if (h->held > h->cfg.free_cache_pages)
-		punch_down(h);
+		punch_down(h, count, ids);
 }

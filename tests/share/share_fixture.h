@@ -8,6 +8,7 @@
 
 #include <memvisor/host.h>
 #include <memvisor/share.h>
+#include <memvisor/vcpu.h>
 #include <memvisor/vm.h>
 
 static inline struct mv_vm *sx_vm(struct mv_host *host, uint64_t pages)
@@ -72,6 +73,34 @@ static inline int sx_add(struct mv_share *s, struct mv_vm *vm, uint64_t pages,
 					.zero_only = zero_only, .salt = salt };
 
 	return mv_share_vm_add(s, vm, &c);
+}
+
+/* Page @gfn (paging off: va = gpa) all @v through the vCPU: a store
+ * through the soft TLB's pointer when it has the page writable, else
+ * mv_vcpu_write (which fills it). */
+static inline int sx_vcpu_fill(struct mv_vcpu *cpu, uint64_t gfn, uint8_t v)
+{
+	uint64_t va = gfn << MV_PAGE_SHIFT;
+	uint8_t buf[MV_PAGE_SIZE];
+	void *p = mv_tlb_lookup(mv_vcpu_tlb(cpu), va, MV_TLB_SUP,
+				MV_TLB_WRITE);
+
+	if (p) {
+		memset(p, v, MV_PAGE_SIZE);
+		return 0;
+	}
+	memset(buf, v, sizeof(buf));
+	return mv_vcpu_write(cpu, va, buf, sizeof(buf), 0, NULL);
+}
+
+/* The first of pages [0, @n) that does not hold all @last[gfn], or @n. */
+static inline uint64_t sx_lost_write(struct mv_vm *vm, const uint8_t *last,
+				     uint64_t n)
+{
+	for (uint64_t g = 0; g < n; g++)
+		if (!sx_holds(vm, g, last[g]))
+			return g;
+	return n;
 }
 
 #endif

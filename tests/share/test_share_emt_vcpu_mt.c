@@ -34,23 +34,6 @@ struct ctx {
 	int errors, stop;
 };
 
-/* A page of @v through the vCPU: a store through the TLB pointer when
- * the TLB has the page writable, else mv_vcpu_write (which fills it). */
-static int vcpu_fill(struct mv_vcpu *cpu, uint64_t gfn, uint8_t v)
-{
-	uint64_t va = gfn << MV_PAGE_SHIFT;
-	uint8_t buf[MV_PAGE_SIZE];
-	uint8_t *p = mv_tlb_lookup(mv_vcpu_tlb(cpu), va, MV_TLB_SUP,
-				   MV_TLB_WRITE);
-
-	if (p) {
-		memset(p, v, MV_PAGE_SIZE);
-		return 0;
-	}
-	memset(buf, v, sizeof(buf));
-	return mv_vcpu_write(cpu, va, buf, sizeof(buf), 0, NULL);
-}
-
 static void *emt(void *arg)
 {
 	struct ctx *c = arg;
@@ -62,7 +45,7 @@ static void *emt(void *arg)
 			uint64_t g = (seed >> 8) % HOT;
 			uint8_t v = (uint8_t)(1 + (seed >> 20) % VALUES);
 
-			if (vcpu_fill(c->cpu, g, v))
+			if (sx_vcpu_fill(c->cpu, g, v))
 				c->errors++;
 			c->last[g] = v;
 		}
@@ -76,14 +59,6 @@ static void *emt(void *arg)
 	}
 	mv_vcpu_exit(c->cpu);
 	return NULL;
-}
-
-static void check_values(struct ctx *c)
-{
-	for (uint64_t g = 0; g < PAGES; g++)
-		if (!sx_holds(c->vm, g, c->last[g]))
-			fail_msg("page %llu lost its last write (0x%x)",
-				 (unsigned long long)g, c->last[g]);
 }
 
 static void remaps_on_the_vcpu_thread(void **state)
@@ -116,7 +91,7 @@ static void remaps_on_the_vcpu_thread(void **state)
 	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(c->errors, 0);
-	check_values(c);
+	assert_int_equal(sx_lost_write(c->vm, c->last, PAGES), PAGES);
 	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
 	print_message("while the EMT wrote: %llu merged, %llu copy-on-write "
 		      "breaks, %llu requests run on the EMT\n",
@@ -132,7 +107,7 @@ static void remaps_on_the_vcpu_thread(void **state)
 	vc.request_wait_us = 0;
 	assert_int_equal(mv_share_vm_add(c->s, c->vm, &vc), 0);
 	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
-	check_values(c);
+	assert_int_equal(sx_lost_write(c->vm, c->last, PAGES), PAGES);
 	for (uint64_t g = 0; g < PAGES; g++) {
 		mv_page_id id = sx_id(c->vm, g);
 
@@ -146,10 +121,10 @@ static void remaps_on_the_vcpu_thread(void **state)
 	assert_int_equal(mv_share_get_stats(c->s, &st), 0);
 	for (uint64_t g = 0; g < PAGES; g += 2) {
 		c->last[g] = (uint8_t)(0x80 + g % 64);
-		assert_int_equal(vcpu_fill(c->cpu, g, c->last[g]), 0);
+		assert_int_equal(sx_vcpu_fill(c->cpu, g, c->last[g]), 0);
 	}
 	mv_vcpu_exit(c->cpu);
-	check_values(c);
+	assert_int_equal(sx_lost_write(c->vm, c->last, PAGES), PAGES);
 	assert_int_equal(mv_share_get_stats(c->s, &st2), 0);
 	assert_int_equal(st2.cow_breaks, st.cow_breaks + PAGES / 2);
 	for (uint64_t g = 0; g < PAGES; g += 2)

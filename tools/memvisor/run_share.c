@@ -32,7 +32,11 @@
 #define MAX_ROUNDS 12u
 #define WRITE_PAUSE_NS 2000000L     /* between two working-set passes */
 
+struct share_demo;
+
 struct share_guest {
+	struct share_demo *d;        /* for its writer thread */
+	unsigned v;                  /* its index */
 	struct mv_vm *vm;
 	uint32_t version[PAGES];     /* how often each page was rewritten */
 	pthread_t writer;
@@ -82,29 +86,21 @@ static uint32_t wset_page(uint32_t k)
 	return PAGES - WSET + k;
 }
 
-struct writer_arg {
-	struct share_demo *d;
-	unsigned v;
-};
-
-static struct writer_arg writer_args[GUESTS];
-
 static void *writer(void *arg)
 {
-	struct writer_arg *a = arg;
-	struct share_guest *g = &a->d->g[a->v];
+	struct share_guest *g = arg;
 	struct timespec pause = { 0, WRITE_PAUSE_NS };
 	int rc = 0;
 
-	while (!rc && !atomic_load(&a->d->stop)) {
+	while (!rc && !atomic_load(&g->d->stop)) {
 		for (uint32_t k = 0; !rc && k < WSET; k++) {
 			g->version[wset_page(k)]++;
-			rc = write_page(g, a->v, wset_page(k));
+			rc = write_page(g, g->v, wset_page(k));
 		}
 		nanosleep(&pause, NULL);
 	}
 	if (rc)
-		atomic_store(&a->d->write_rc, rc);
+		atomic_store(&g->d->write_rc, rc);
 	return NULL;
 }
 
@@ -140,9 +136,9 @@ static int start_scanner(struct share_demo *d)
 	for (unsigned v = 0; !rc && v < GUESTS; v++)
 		rc = mv_share_vm_add(d->share, d->g[v].vm, &vc);
 	for (unsigned v = 0; !rc && v < GUESTS; v++) {
-		writer_args[v] = (struct writer_arg){ d, v };
-		rc = -pthread_create(&d->g[v].writer, NULL, writer,
-				     &writer_args[v]);
+		d->g[v].d = d;
+		d->g[v].v = v;
+		rc = -pthread_create(&d->g[v].writer, NULL, writer, &d->g[v]);
 		d->g[v].writing = !rc;
 	}
 	return rc ? rc : mv_share_start(d->share);

@@ -179,18 +179,26 @@ static void idle_pages_passed(void **state)
 	mv_vm_destroy(vm);
 }
 
+/* Both VMs filled with fill_layout, added with salts @sa and @sb, and
+ * scanned to completion by a scanner with @cross_vm. */
+static void two_vms_scanned(struct ctx *c, int cross_vm, uint64_t sa,
+			    uint64_t sb)
+{
+	scanner(c, 0, cross_vm);
+	fill_layout(c->a);
+	fill_layout(c->b);
+	assert_int_equal(sx_add(c->s, c->a, PAGES, 0, 0, sa), 0);
+	assert_int_equal(sx_add(c->s, c->b, PAGES, 0, 0, sb), 0);
+	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
+}
+
 /* The default keeps every VM to itself: equal pages of two VMs stay
  * apart, each VM merging only its own. */
 static void no_cross_vm_by_default(void **state)
 {
 	struct ctx *c = *state;
 
-	scanner(c, 0, 0);
-	fill_layout(c->a);
-	fill_layout(c->b);
-	assert_int_equal(sx_add(c->s, c->a, PAGES, 0, 0, 0), 0);
-	assert_int_equal(sx_add(c->s, c->b, PAGES, 0, 0, 0), 0);
-	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
+	two_vms_scanned(c, 0, 0, 0);
 	assert_int_equal(host_shared(c), 4);
 	assert_int_not_equal(sx_id(c->a, 0), sx_id(c->b, 0));
 	assert_int_not_equal(sx_id(c->a, 16), sx_id(c->b, 16));
@@ -203,12 +211,7 @@ static void cross_vm_same_salt(void **state)
 {
 	struct ctx *c = *state;
 
-	scanner(c, 0, 1);
-	fill_layout(c->a);
-	fill_layout(c->b);
-	assert_int_equal(sx_add(c->s, c->a, PAGES, 0, 0, 7), 0);
-	assert_int_equal(sx_add(c->s, c->b, PAGES, 0, 0, 7), 0);
-	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
+	two_vms_scanned(c, 1, 7, 7);
 	/* 0xAA, 0xBB and each of the 16 unique contents: one page each. */
 	assert_int_equal(host_shared(c), 2 + 16);
 	assert_int_equal(sx_id(c->a, 0), sx_id(c->b, 15));
@@ -220,12 +223,7 @@ static void salts_separate(void **state)
 {
 	struct ctx *c = *state;
 
-	scanner(c, 0, 1);
-	fill_layout(c->a);
-	fill_layout(c->b);
-	assert_int_equal(sx_add(c->s, c->a, PAGES, 0, 0, 1), 0);
-	assert_int_equal(sx_add(c->s, c->b, PAGES, 0, 0, 2), 0);
-	assert_int_equal(mv_share_scan(c->s, 0, NULL), 0);
+	two_vms_scanned(c, 1, 1, 2);
 	assert_int_equal(host_shared(c), 4);
 	assert_int_not_equal(sx_id(c->a, 0), sx_id(c->b, 0));
 	assert_int_equal(sx_state(c->b, 50), MV_PAGE_WRITE_MONITORED);
